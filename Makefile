@@ -1,0 +1,57 @@
+# One entry point for developers and CI. `make demo` and `make test` create everything they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TOOLS_STAMP := .tools/.installed
+
+.PHONY: dev demo test test-unit test-functional test-e2e lint format build validate bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==25.3
+	$(BIN)/pip install --quiet -e ".[local,dev]"
+	touch $(STAMP)
+
+dev: $(STAMP)  ## the development environment (.venv)
+
+demo: $(STAMP)  ## run the whole pipeline locally on sample data and print what it did
+	$(BIN)/lakehouse demo
+
+test: $(STAMP)  ## the whole test suite: unit, functional (moto, Spark), end-to-end
+	$(BIN)/pytest -n 2 --dist loadgroup tests
+
+test-unit: $(STAMP)
+	$(BIN)/pytest -n 2 tests/unit
+
+test-functional: $(STAMP)
+	$(BIN)/pytest tests/functional
+
+test-e2e: $(STAMP)
+	$(BIN)/pytest tests/e2e
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests functions jobs bench
+	$(BIN)/ruff format --check src tests functions jobs bench
+	$(BIN)/mypy src
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix src tests functions jobs bench
+	$(BIN)/ruff format src tests functions jobs bench
+
+$(TOOLS_STAMP): scripts/validate.sh
+	bash scripts/validate.sh --install
+	touch $(TOOLS_STAMP)
+
+validate: $(STAMP) $(TOOLS_STAMP)  ## every offline check of the template and state machines
+	bash scripts/validate.sh
+
+build: $(STAMP) $(TOOLS_STAMP)  ## sam build without Docker (layers use BuildMethod: makefile)
+	bash scripts/validate.sh --build-only
+
+bench: $(STAMP)
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/local_pipeline.py
+
+clean:
+	rm -rf .lakehouse .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,2 @@
+"""Serverless Delta lakehouse."""
+__version__ = "0.1.0"

@@ -1,0 +1,47 @@
+"""The exception classes the pipeline raises.
+
+Step Functions matches Retry/Catch on the Lambda error type, which is the exception's class name,
+so these names are part of the state machines' contract (statemachine/*.asl.json).
+"""
+
+from __future__ import annotations
+
+
+class LakehouseError(Exception):
+    """Base class of every error the pipeline raises on purpose."""
+
+
+class TransientError(LakehouseError):
+    """Worth retrying: a conflict, a held lease, a throttled or unavailable service."""
+
+
+class CommitConflictError(TransientError):
+    """A Delta commit lost a race with another writer and its retries ran out."""
+
+
+class LeaseHeldError(TransientError):
+    """Another run holds the table's lease."""
+
+
+class InvalidInputError(LakehouseError):
+    """The landed file cannot be ingested as it is. Never retried; the file is quarantined."""
+
+
+class UnsupportedFormatError(InvalidInputError):
+    """The file's bytes are not a format the contract accepts (or not any format we read)."""
+
+
+class SchemaMismatchError(InvalidInputError):
+    """The file's columns do not fit the table under the dataset's schema-evolution policy."""
+
+
+class RowRuleViolationError(InvalidInputError):
+    """A row broke a rule whose action is `fail`."""
+
+
+class ContractError(LakehouseError):
+    """A dataset contract is missing or invalid (names the file, line and field)."""
+
+
+class ChecksFailedError(LakehouseError):
+    """One or more table checks of severity `fail` did not pass."""
