@@ -1,0 +1,97 @@
+"""The small interfaces domain code talks to. `adapters.aws` and `adapters.local` implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What we know of a stored object without reading it."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    version_id: str | None = None
+
+
+class ObjectStore(Protocol):
+    """Buckets of objects: S3 in AWS, folders locally."""
+
+    def uri(self, bucket: str, key: str) -> str:
+        """A URI deltalake/DuckDB understand: `s3://bucket/key` or an absolute local path."""
+
+    def head(self, bucket: str, key: str) -> ObjectInfo: ...
+
+    def download(self, bucket: str, key: str, dest: Path) -> Path: ...
+
+    def read_bytes(self, bucket: str, key: str, max_bytes: int | None = None) -> bytes: ...
+
+    def put_bytes(self, bucket: str, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> None: ...
+
+    def put_file(self, bucket: str, key: str, src: Path) -> None: ...
+
+    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None: ...
+
+    def exists(self, bucket: str, key: str) -> bool: ...
+
+    def list(self, bucket: str, prefix: str = "") -> Iterator[str]: ...
+
+    def storage_options(self) -> dict[str, str]:
+        """Options for deltalake (endpoint, region, credentials) when tables live in this store."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A table's single-writer lease."""
+
+    table: str
+    owner: str
+    expires_at: float
+
+
+class LeaseStore(Protocol):
+    """Conditional-write leases: DynamoDB in AWS, a locked JSON file locally."""
+
+    def acquire(self, table: str, owner: str, ttl_seconds: int) -> Lease:
+        """Take the lease if free, expired, or already ours; else raise LeaseHeldError."""
+
+    def release(self, table: str, owner: str) -> bool:
+        """Give the lease back if we hold it; True if something was released."""
+
+    def get(self, table: str) -> Lease | None: ...
+
+
+class Catalog(Protocol):
+    """The Glue Data Catalog, or a local JSON catalog with the same entries."""
+
+    def upsert_delta_table(
+        self, database: str, table: str, location: str, columns: list[tuple[str, str]], partition_keys: list[str]
+    ) -> dict[str, Any]:
+        """Create or update the entry (table_type=DELTA); returns `{created, schema_changed}`."""
+
+    def get_table(self, database: str, table: str) -> dict[str, Any] | None: ...
+
+    def list_tables(self, database: str) -> list[str]: ...
+
+
+class Notifier(Protocol):
+    """SNS alerts and EventBridge events, or the local outbox."""
+
+    def alert(self, subject: str, message: Mapping[str, Any]) -> None: ...
+
+    def publish(self, detail_type: str, detail: Mapping[str, Any]) -> None: ...
+
+
+class RunLedger(Protocol):
+    """One record per pipeline run: status, route, per-state timings."""
+
+    def put(self, run_id: str, record: Mapping[str, Any]) -> None: ...
+
+    def get(self, run_id: str) -> dict[str, Any] | None: ...
+
+    def list(self, limit: int = 100) -> list[dict[str, Any]]: ...
