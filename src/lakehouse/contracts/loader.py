@@ -1,0 +1,135 @@
+"""Load dataset contracts from YAML, with errors that name the file, the line and the field."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from pydantic import ValidationError
+
+from lakehouse.contracts.model import Contract
+from lakehouse.errors import ContractError
+
+SCHEMA_RESOURCE = "contract.schema.json"
+
+
+def contract_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a contract, generated from the model (shipped as schemas/contract.schema.json)."""
+    schema = Contract.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Lakehouse dataset contract"
+    return schema
+
+
+@lru_cache(maxsize=1)
+def _shipped_schema() -> dict[str, Any]:
+    text = resources.files("lakehouse").joinpath("schemas", SCHEMA_RESOURCE).read_text()
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def _line_of(root: yaml.Node | None, path: Sequence[str | int]) -> int | None:
+    """1-based line of the YAML node at `path`, or of its deepest existing parent."""
+    node = root
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            found = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+            if found is None:
+                break
+            node = found
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+def _field(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_contract(text: str, source: str = "<contract>") -> Contract:
+    """Parse and validate one contract's YAML text."""
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise ContractError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(data, dict):
+        raise ContractError(f"{source}:1: a contract must be a YAML mapping, got {type(data).__name__}")
+
+    validator = jsonschema.Draft202012Validator(_shipped_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors[:10]:
+            path = list(err.absolute_path)
+            lines.append(f"{source}:{_line_of(root, path)}: {_field(path)}: {err.message}")
+        raise ContractError("invalid contract:\n  " + "\n  ".join(lines))
+    try:
+        return Contract.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            path = [p for p in err["loc"] if isinstance(p, str | int)]
+            msg = err["msg"].removeprefix("Value error, ")
+            head, sep, rest = msg.partition(": ")
+            if not path and sep and head in Contract.model_fields:
+                # Cross-field errors come from the model validator: point at the field they name.
+                path, msg = [head], rest
+            lines.append(f"{source}:{_line_of(root, path)}: {_field(path)}: {msg}")
+        raise ContractError("invalid contract:\n  " + "\n  ".join(lines)) from exc
+
+
+def load_contract(path: Path) -> Contract:
+    """Load `datasets/<name>.yaml`; the file name must match the contract's name."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ContractError(f"{path}: cannot read contract: {exc.strerror}") from exc
+    contract = parse_contract(text, str(path))
+    if contract.name != path.stem:
+        raise ContractError(f"{path}:1: name: {contract.name!r} must match the file name {path.stem!r}")
+    return contract
+
+
+class ContractRegistry:
+    """All contracts in a folder, and the dataset a landed key belongs to."""
+
+    def __init__(self, contracts: Sequence[Contract]) -> None:
+        self._by_name = {c.name: c for c in contracts}
+
+    @classmethod
+    def from_dir(cls, directory: Path) -> ContractRegistry:
+        if not directory.is_dir():
+            raise ContractError(f"{directory}: no such contracts folder")
+        return cls([load_contract(p) for p in sorted(directory.glob("*.yaml"))])
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+    def get(self, name: str) -> Contract:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise ContractError(f"no contract for dataset {name!r}; known: {', '.join(self.names())}") from None
+
+    def for_key(self, key: str) -> Contract:
+        """The contract whose landing prefix is the longest prefix of `key`."""
+        matches = [c for c in self._by_name.values() if key.startswith(c.landing_prefix)]
+        if not matches:
+            raise ContractError(f"no dataset contract has a landing prefix matching key {key!r}")
+        return max(matches, key=lambda c: len(c.landing_prefix))

@@ -1,0 +1,1 @@
+"""The laptop runtime: run the state machines and their tasks without AWS."""

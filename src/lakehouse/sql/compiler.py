@@ -1,0 +1,323 @@
+"""Contract → SQL, built once as sqlglot expression trees and rendered per engine.
+
+The transform reads a relation named `src` whose columns are the file's fields, all as strings
+(the engine provides it: DuckDB's CSV reader with all_varchar, a Spark DataFrame of strings...),
+plus `_row` (the data row's ordinal in the file). It yields the contract's typed columns, the
+metadata columns, the rescued fields, and `_reject_reason` / `_reject_action` for rows that break a
+row rule. Every engine runs the same tree; only the rendering differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+import sqlglot
+from sqlglot import exp
+
+from lakehouse.contracts.model import Column, Contract, RowRule
+
+Dialect = Literal["duckdb", "spark", "athena"]
+SOURCE = "src"
+ROW_ORDINAL = "_row"
+REJECT_REASON = "_reject_reason"
+REJECT_ACTION = "_reject_action"
+RESCUED = "_rescued"
+METADATA_COLUMNS = ("_source_uri", "_source_version", "_ingested_at", "_run_id")
+_SEVERITY = {"fail": 3, "quarantine": 2, "drop": 1}
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """What every row of one run is stamped with (literals, so all engines agree exactly)."""
+
+    source_uri: str
+    source_version: str
+    ingested_at: datetime  # UTC
+    run_id: str
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    name: str
+    type: str  # contract type: string, bigint, decimal(15,2), timestamp...
+    nullable: bool = True
+
+
+@dataclass
+class IngestPlan:
+    """The compiled transform for one file: its columns, and what its header says about drift."""
+
+    contract: Contract
+    select: exp.Select
+    columns: list[OutputColumn]
+    extra_columns: list[str] = field(default_factory=list)  # in the file, not in the contract
+    missing_columns: list[str] = field(default_factory=list)  # in the contract, not in the file
+    added_columns: list[str] = field(default_factory=list)  # extra columns kept as new string columns
+
+    def sql(self, dialect: Dialect) -> str:
+        return self.select.sql(dialect=dialect)
+
+    @property
+    def data_columns(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def sql_type(type_name: str) -> exp.DataType:
+    """A contract type as a sqlglot type. `timestamp` is UTC-adjusted (TIMESTAMPTZ)."""
+    if type_name == "timestamp":
+        return exp.DataType.build("timestamptz")
+    if type_name == "string":
+        return exp.DataType.build("varchar")
+    return exp.DataType.build(type_name)
+
+
+def ident(name: str) -> exp.Identifier:
+    return exp.to_identifier(name, quoted=True)
+
+
+def col(name: str, table: str | None = None) -> exp.Column:
+    return exp.Column(this=ident(name), table=exp.to_identifier(table) if table else None)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def _literal(value: object) -> exp.Expression:
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int | float):
+        return exp.Literal.number(_number(value))
+    return exp.Literal.string(str(value))
+
+
+def _typed_value(column: Column, source_present: bool) -> exp.Expression:
+    """The column's value cast to its type; NULL when the source lacks it or the cast fails."""
+    if not source_present:
+        return exp.Cast(this=exp.Null(), to=sql_type(column.type))
+    raw = col(column.source_name, SOURCE)
+    if column.type == "string":
+        return raw
+    return exp.TryCast(this=raw, to=sql_type(column.type))
+
+
+def _as_text(value: exp.Expression) -> exp.Expression:
+    return exp.Substring(
+        this=exp.Cast(this=value, to=exp.DataType.build("varchar")),
+        start=exp.Literal.number(1),
+        length=exp.Literal.number(80),
+    )
+
+
+def _concat(*parts: exp.Expression) -> exp.Expression:
+    return exp.DPipe(this=parts[0], expression=_concat(*parts[1:]), safe=True) if len(parts) > 1 else parts[0]
+
+
+def _rule_conditions(
+    contract: Contract, typed: dict[str, exp.Expression], present: set[str]
+) -> list[tuple[RowRule, exp.Expression, exp.Expression]]:
+    """(rule, violated-predicate, reason-text) per concrete rule, implicit ones included."""
+    rules: list[RowRule] = list(contract.row_rules)
+    # Non-nullable columns get a not-null rule unless the contract says what to do itself.
+    explicit_not_null = {r.column for r in rules if r.rule == "not_null"}
+    for column in contract.columns:
+        if not column.nullable and column.name not in explicit_not_null:
+            rules.append(RowRule(rule="not_null", column=column.name, action="quarantine"))
+    # Values that do not parse as their type are quarantined unless a type rule says otherwise.
+    if not any(r.rule == "type" for r in rules):
+        rules.append(RowRule(rule="type", action="quarantine"))
+
+    out: list[tuple[RowRule, exp.Expression, exp.Expression]] = []
+    for rule in rules:
+        targets = [rule.column] if rule.column else [c.name for c in contract.columns]
+        for name in targets:
+            assert name is not None
+            column = contract.column(name)
+            value = typed[name]
+            label = exp.Literal.string(f"{rule.label if rule.column else 'type:' + name}: ")
+            if rule.rule == "type":
+                if column.type == "string" or name not in present:
+                    continue
+                raw = col(column.source_name, SOURCE)
+                cond: exp.Expression = exp.and_(
+                    exp.Not(this=exp.Is(this=raw, expression=exp.Null())),
+                    exp.Is(this=value.copy(), expression=exp.Null()),
+                )
+                reason = _concat(
+                    label,
+                    exp.Literal.string("'"),
+                    _as_text(raw),
+                    exp.Literal.string(f"' is not a valid {column.type}"),
+                )
+            elif rule.rule == "not_null":
+                # Test the raw field: a value that fails its cast is reported by the type rule.
+                raw_or_value = col(column.source_name, SOURCE) if name in present else value.copy()
+                cond = exp.Is(this=raw_or_value, expression=exp.Null())
+                reason = exp.Literal.string(f"{rule.label}: {name} is required but empty or missing")
+            elif rule.rule == "regex":
+                assert rule.pattern is not None
+                matches = exp.RegexpLike(
+                    this=exp.Cast(this=value.copy(), to=exp.DataType.build("varchar")),
+                    expression=exp.Literal.string(rule.pattern),
+                )
+                cond = exp.and_(
+                    exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null())), exp.Not(this=matches)
+                )
+                reason = _concat(
+                    label,
+                    exp.Literal.string("'"),
+                    _as_text(value.copy()),
+                    exp.Literal.string(f"' does not match {rule.pattern}"),
+                )
+            elif rule.rule == "range":
+                bounds: list[exp.Expression] = []
+                if rule.min is not None:
+                    bounds.append(exp.LT(this=value.copy(), expression=_literal(rule.min)))
+                if rule.max is not None:
+                    bounds.append(exp.GT(this=value.copy(), expression=_literal(rule.max)))
+                cond = exp.or_(*bounds)
+                span = f"[{'' if rule.min is None else _number(rule.min)}, {'' if rule.max is None else _number(rule.max)}]"
+                reason = _concat(label, _as_text(value.copy()), exp.Literal.string(f" is outside {span}"))
+            else:  # in_set
+                assert rule.values is not None
+                members = [
+                    exp.TryCast(this=exp.Literal.string(str(v)), to=sql_type(column.type))
+                    for v in rule.values
+                ]
+                cond = exp.and_(
+                    exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null())),
+                    exp.Not(this=exp.In(this=value.copy(), expressions=members)),
+                )
+                allowed = ", ".join(str(v) for v in rule.values)
+                reason = _concat(
+                    label,
+                    exp.Literal.string("'"),
+                    _as_text(value.copy()),
+                    exp.Literal.string(f"' is not one of {allowed}"),
+                )
+            out.append((rule, exp.paren(cond), reason))
+    return out
+
+
+def _rescue_expression(extra: Sequence[str]) -> exp.Expression:
+    """The file's unknown fields as one JSON object (text), NULL when there are none."""
+    if not extra:
+        return exp.Cast(this=exp.Null(), to=exp.DataType.build("varchar"))
+    pairs = [exp.JSONKeyValue(this=exp.Literal.string(name), expression=col(name, SOURCE)) for name in extra]
+    return exp.Cast(this=exp.JSONObject(expressions=pairs), to=exp.DataType.build("varchar"))
+
+
+def compile_ingest(contract: Contract, source_columns: Sequence[str], meta: RunMeta) -> IngestPlan:
+    """The transform of one file whose header is `source_columns`, under the contract's policy."""
+    present = {c.name for c in contract.columns if c.source_name in source_columns}
+    missing = [c.name for c in contract.columns if c.name not in present]
+    known_sources = {c.source_name for c in contract.columns}
+    extra = [s for s in source_columns if s not in known_sources and s != ROW_ORDINAL]
+
+    typed = {c.name: _typed_value(c, c.name in present) for c in contract.columns}
+    columns = [OutputColumn(c.name, c.type, c.nullable) for c in contract.columns]
+    projections: list[exp.Expression] = [
+        exp.alias_(typed[c.name].copy(), ident(c.name)) for c in contract.columns
+    ]
+
+    added: list[str] = []
+    if contract.schema_evolution == "add_columns":
+        for name in extra:
+            # New fields become nullable string columns; their type can be tightened in the contract later.
+            projections.append(exp.alias_(col(name, SOURCE), ident(name)))
+            columns.append(OutputColumn(name, "string"))
+            added.append(name)
+    elif contract.schema_evolution == "rescue":
+        projections.append(exp.alias_(_rescue_expression(extra), ident(RESCUED)))
+        columns.append(OutputColumn(RESCUED, "string"))
+
+    metadata: list[tuple[str, exp.Expression, str]] = [
+        ("_source_uri", exp.Literal.string(meta.source_uri), "string"),
+        ("_source_version", exp.Literal.string(meta.source_version), "string"),
+        (
+            "_ingested_at",
+            exp.Cast(
+                this=exp.Literal.string(meta.ingested_at.strftime("%Y-%m-%d %H:%M:%S.%f+00:00")),
+                to=sql_type("timestamp"),
+            ),
+            "timestamp",
+        ),
+        ("_run_id", exp.Literal.string(meta.run_id), "string"),
+    ]
+    for name, value, type_name in metadata:
+        projections.append(exp.alias_(value, ident(name)))
+        columns.append(OutputColumn(name, type_name, nullable=False))
+
+    conditions = _rule_conditions(contract, typed, present)
+    if conditions:
+        reasons = [exp.If(this=cond.copy(), true=reason) for _, cond, reason in conditions]
+        # CONCAT_WS skips NULLs in DuckDB, Spark and Trino alike; sqlglot's ConcatWs node would
+        # be rendered null-propagating for some targets, so call the function by name.
+        reason_expr: exp.Expression = exp.Nullif(
+            this=exp.Anonymous(
+                this="CONCAT_WS",
+                expressions=[exp.Literal.string("; "), *[exp.Case(ifs=[r]) for r in reasons]],
+            ),
+            expression=exp.Literal.string(""),
+        )
+        action_case = exp.Case()
+        for action in sorted(_SEVERITY, key=_SEVERITY.__getitem__, reverse=True):
+            conds = [cond.copy() for rule, cond, _ in conditions if rule.action == action]
+            if conds:
+                action_case = action_case.when(exp.or_(*conds), exp.Literal.string(action))
+        action_expr: exp.Expression = action_case
+    else:
+        reason_expr = exp.Cast(this=exp.Null(), to=exp.DataType.build("varchar"))
+        action_expr = exp.Cast(this=exp.Null(), to=exp.DataType.build("varchar"))
+    projections.append(exp.alias_(reason_expr, ident(REJECT_REASON)))
+    projections.append(exp.alias_(action_expr, ident(REJECT_ACTION)))
+    projections.append(exp.alias_(col(ROW_ORDINAL, SOURCE), ident(ROW_ORDINAL)))
+
+    select = exp.select(*projections).from_(exp.to_table(SOURCE))
+    return IngestPlan(contract, select, columns, extra, missing, added)
+
+
+def accepted_rows(plan: IngestPlan, relation: str = "transformed") -> exp.Select:
+    """Rows to commit: no rule broken; merge mode keeps the last row per key in file order."""
+    names = [c.name for c in plan.columns]
+    inner = (
+        exp.select(*[col(n) for n in names])
+        .from_(exp.to_table(relation))
+        .where(exp.Is(this=col(REJECT_REASON), expression=exp.Null()))
+    )
+    if plan.contract.write_mode != "merge":
+        return inner
+    ranked = inner.select(
+        exp.alias_(
+            exp.Window(
+                this=exp.RowNumber(),
+                partition_by=[col(k) for k in plan.contract.primary_key],
+                order=exp.Order(expressions=[exp.Ordered(this=col(ROW_ORDINAL), desc=True)]),
+            ),
+            ident("_rank"),
+        )
+    )
+    return (
+        exp.select(*[col(n) for n in names])
+        .from_(ranked.subquery("ranked"))
+        .where(exp.EQ(this=col("_rank"), expression=exp.Literal.number(1)))
+    )
+
+
+def rejected_rows(plan: IngestPlan, relation: str = "transformed") -> exp.Select:
+    """Rows that broke a rule, with the source row number, reason and action (drop rows excluded)."""
+    names = [c.name for c in plan.columns]
+    return (
+        exp.select(*[col(n) for n in [ROW_ORDINAL, *names, REJECT_REASON, REJECT_ACTION]])
+        .from_(exp.to_table(relation))
+        .where(exp.Not(this=exp.Is(this=col(REJECT_REASON), expression=exp.Null())))
+    )
+
+
+def parse(sql: str, dialect: Dialect) -> exp.Expression:
+    parsed = sqlglot.parse_one(sql, read=dialect)
+    assert parsed is not None
+    return parsed
