@@ -189,12 +189,12 @@ def _fixed_eval_integration_pattern(callback_module: ModuleType) -> Callable[...
     """
     method = callback_module.StateTaskServiceCallback._eval_integration_pattern
     source = textwrap.dedent(inspect.getsource(method))
-    buggy = "            callback_endpoint.interrupt_all()\n"
+    buggy = "        callback_endpoint.interrupt_all()\n"
     if source.count(buggy) != 1:
         raise RuntimeError("moto changed StateTaskServiceCallback._eval_integration_pattern: review the fix")
     source = source.replace(
         buggy,
-        "            if callback_endpoint is not None:\n                callback_endpoint.interrupt_all()\n",
+        "        if callback_endpoint is not None:\n            callback_endpoint.interrupt_all()\n",
     )
     namespace: dict[str, Any] = {}
     exec(compile(source, inspect.getsourcefile(method) or "<moto>", "exec"), vars(callback_module), namespace)
@@ -359,6 +359,9 @@ class LocalStateMachine:
         # athena / emr-serverless .sync are "unsupported" services that only allow .waitForTaskToken.
         patterns = {ResourceCondition.WaitForTaskToken, ResourceCondition.Sync, ResourceCondition.Sync2}
         patch(mock.patch.object(state_task_service_unsupported, "_SUPPORTED_INTEGRATION_PATTERNS", patterns))
+        # It warns "Unsupported Optimised service integration" on every parse: not useful here.
+        unsupported_cls = state_task_service_unsupported.StateTaskServiceUnsupported
+        patch(mock.patch.object(unsupported_cls, "_log_unsupported_warning", lambda task: None))
         patch(mock.patch.object(
             state_task_service_callback.StateTaskServiceCallback,
             "_eval_integration_pattern",
@@ -461,12 +464,14 @@ class LocalStateMachine:
             if state_name in mocked:
                 continue
             key = service_key(resource)
+            parts = key.split(":")
+            api = parts[1] if parts[0] == "aws-sdk" and len(parts) > 1 else parts[0]
+            if key in self.service_handlers or api in self.moto_services:
+                continue
             if ":lambda:" in resource and ":function:" in resource:
                 fn: str | None = resource
             elif key.startswith("lambda:invoke"):
                 fn = state.get("Parameters", {}).get("FunctionName")
-            elif key in self.service_handlers or key.split(":")[0] in self.moto_services:
-                continue
             else:
                 problems.append(f"state {state_name!r}: no service handler for {key!r}")
                 continue
