@@ -62,12 +62,15 @@ _TRANSIENT_CODES = frozenset(
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket"})
 
 
+_CONNECTION_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
+
+
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError | ConnectionClosedError):
+    if isinstance(exc, _CONNECTION_ERRORS):
         return True
     if isinstance(exc, ClientError):
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
@@ -80,7 +83,7 @@ def _translate(what: str) -> Iterator[None]:
     """Re-raise throttling/5xx/connection errors as TransientError so Step Functions retries them."""
     try:
         yield
-    except (ClientError, EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError) as exc:
+    except (ClientError, *_CONNECTION_ERRORS) as exc:
         if _is_transient(exc):
             raise TransientError(f"{what}: {exc}") from exc
         raise
@@ -288,7 +291,7 @@ class DynamoDbLeaseStore:
                 self.client.put_item(
                     TableName=self.table_name,
                     Item=item,
-                    ConditionExpression="attribute_not_exists(table_name) OR expires_at < :now OR #owner = :owner",
+                    ConditionExpression=_ACQUIRE_CONDITION,
                     ExpressionAttributeNames={"#owner": "owner"},
                     ExpressionAttributeValues={":now": {"N": repr(now)}, ":owner": {"S": owner}},
                     # The holder comes back with the failure, so no second read (and no race) is needed.
@@ -331,6 +334,9 @@ class DynamoDbLeaseStore:
         return _lease_from_item(item) if item else None
 
 
+_ACQUIRE_CONDITION = "attribute_not_exists(table_name) OR expires_at < :now OR #owner = :owner"
+
+
 def _lease_from_item(item: Mapping[str, Any]) -> Lease:
     return Lease(
         table=item["table_name"]["S"], owner=item["owner"]["S"], expires_at=float(item["expires_at"]["N"])
@@ -351,7 +357,12 @@ class GlueCatalog:
         return self._client
 
     def upsert_delta_table(
-        self, database: str, table: str, location: str, columns: list[tuple[str, str]], partition_keys: list[str]
+        self,
+        database: str,
+        table: str,
+        location: str,
+        columns: list[tuple[str, str]],
+        partition_keys: list[str],
     ) -> dict[str, Any]:
         table_input = delta_table_input(table, location, columns, partition_keys)
         old = self.get_table(database, table)

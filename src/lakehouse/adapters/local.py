@@ -262,19 +262,24 @@ class LocalCatalog:
         return data if isinstance(data, dict) else {}
 
     def upsert_delta_table(
-        self, database: str, table: str, location: str, columns: list[tuple[str, str]], partition_keys: list[str]
+        self,
+        database: str,
+        table: str,
+        location: str,
+        columns: list[tuple[str, str]],
+        partition_keys: list[str],
     ) -> dict[str, Any]:
         entry = delta_table_input(table, location, columns, partition_keys)
         entry["DatabaseName"] = database
         with _locked(self._lock):
             data = self._load()
             tables = data.setdefault(database, {})
-            old = tables.get(table)
+            old: dict[str, Any] | None = tables.get(table)
             created = old is None
-            schema_changed = not created and columns_changed(old, entry)
-            if created or schema_changed or _differs(old, entry):
+            schema_changed = old is not None and columns_changed(old, entry)
+            if old is None or schema_changed or _differs(old, entry):
                 entry["UpdateTime"] = _utc_iso()
-                entry["CreateTime"] = entry["UpdateTime"] if created else old.get("CreateTime", entry["UpdateTime"])
+                entry["CreateTime"] = (old or {}).get("CreateTime", entry["UpdateTime"])
                 tables[table] = entry
                 _atomic_write(self.path, json.dumps(data, indent=2, sort_keys=True).encode())
         return {"created": created, "schema_changed": schema_changed}

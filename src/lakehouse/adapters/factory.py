@@ -1,0 +1,51 @@
+"""Build the adapter set a backend calls for: `aws` (boto3) or `local` (files under the local home)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from lakehouse.ports import Catalog, LeaseStore, Notifier, ObjectStore, RunLedger
+from lakehouse.settings import Settings, get_settings
+
+
+@dataclass(frozen=True)
+class Adapters:
+    """Everything domain code needs from the outside world, behind the ports."""
+
+    objects: ObjectStore
+    leases: LeaseStore
+    catalog: Catalog
+    notifier: Notifier
+    ledger: RunLedger
+
+
+def build_adapters(settings: Settings | None = None) -> Adapters:
+    """The adapters for `settings.backend`; imports only that backend's module."""
+    settings = settings or get_settings()
+    if settings.backend == "local":
+        from lakehouse.adapters import local
+
+        home = settings.home.resolve()
+        return Adapters(
+            objects=local.LocalObjectStore(home),
+            leases=local.LocalLeaseStore(home),
+            catalog=local.LocalCatalog(home),
+            notifier=local.LocalNotifier(home),
+            ledger=local.LocalRunLedger(home),
+        )
+    if settings.backend == "aws":
+        from lakehouse.adapters import aws
+
+        # Not (yet) Settings fields: only the notifier needs them, and SNS/EventBridge are mostly called
+        # by the state machine directly, so they are read here, when the adapter set is built.
+        topic_arn = getattr(settings, "alert_topic_arn", None) or os.environ.get("ALERT_TOPIC_ARN") or None
+        bus = getattr(settings, "event_bus_name", None) or os.environ.get("EVENT_BUS_NAME") or "default"
+        return Adapters(
+            objects=aws.S3ObjectStore(settings.region, endpoint_url=settings.s3_endpoint_url),
+            leases=aws.DynamoDbLeaseStore(settings.lease_table, settings.region),
+            catalog=aws.GlueCatalog(settings.region),
+            notifier=aws.SnsEventBridgeNotifier(settings.region, topic_arn, event_bus_name=bus),
+            ledger=aws.DynamoDbRunLedger(settings.run_ledger_table, settings.region),
+        )
+    raise ValueError(f"unknown LAKEHOUSE_BACKEND {settings.backend!r} (expected 'aws' or 'local')")
