@@ -321,7 +321,9 @@ class LocalStateMachine:
         patch = stack.enter_context
 
         # Lambda: every invocation lands in LambdaSimpleBackend.invoke when use_docker is False.
-        def invoke(backend: Any, fn: str, qualifier: Any, body: Any, headers: Any, response_headers: Any) -> bytes:
+        def invoke(
+            backend: Any, fn: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
+        ) -> bytes:
             return self._invoke_lambda(fn, body, response_headers)
 
         patch(mock.patch.object(LambdaSimpleBackend, "invoke", invoke))
@@ -329,8 +331,9 @@ class LocalStateMachine:
         # MockConfigFile test cases: "<arn or name>#<TestCase>".
         original_start = StepFunctionsParserBackend.start_execution
 
-        def start_execution(backend: Any, arn: str, name: Any = None, execution_input: Any = None,
-                            trace_header: Any = None) -> Any:
+        def start_execution(
+            backend: Any, arn: str, name: Any = None, execution_input: Any = None, trace_header: Any = None
+        ) -> Any:
             arn, _, case = arn.partition("#")
             if not arn.startswith("arn:"):
                 arn = backend._revision_by_name(arn).arn if backend._revision_by_name(arn) else arn
@@ -350,7 +353,7 @@ class LocalStateMachine:
             worker = original_worker(execution)
             test_case = getattr(self._pending_test_case, "value", None)
             if test_case is not None:
-                worker._mock_test_case = test_case
+                worker._mock_test_case = test_case  # type: ignore[misc]
             return worker
 
         patch(mock.patch.object(StepFunctionsParserBackend, "start_execution", start_execution))
@@ -361,12 +364,14 @@ class LocalStateMachine:
         patch(mock.patch.object(state_task_service_unsupported, "_SUPPORTED_INTEGRATION_PATTERNS", patterns))
         # It warns "Unsupported Optimised service integration" on every parse: not useful here.
         unsupported_cls = state_task_service_unsupported.StateTaskServiceUnsupported
-        patch(mock.patch.object(unsupported_cls, "_log_unsupported_warning", lambda task: None))
-        patch(mock.patch.object(
-            state_task_service_callback.StateTaskServiceCallback,
-            "_eval_integration_pattern",
-            _fixed_eval_integration_pattern(state_task_service_callback),
-        ))
+        patch(mock.patch.object(unsupported_cls, "_log_unsupported_warning", return_value=None))
+        patch(
+            mock.patch.object(
+                state_task_service_callback.StateTaskServiceCallback,
+                "_eval_integration_pattern",
+                _fixed_eval_integration_pattern(state_task_service_callback),
+            )
+        )
 
         # Service integrations: route to service_handlers.
         service_cls = state_task_service.StateTaskService
@@ -405,8 +410,9 @@ class LocalStateMachine:
             return _json_bytes({"errorType": NO_ROUTE_ERROR, "errorMessage": f"no handler for Lambda {fn!r}"})
         context = LocalLambdaContext(
             function_name=name,
-            invoked_function_arn=fn if fn.startswith("arn:") else
-            f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}",
+            invoked_function_arn=fn
+            if fn.startswith("arn:")
+            else f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}",
             timeout_s=self.lambda_timeout_s,
         )
         try:
@@ -414,11 +420,13 @@ class LocalStateMachine:
         except Exception as exc:
             response_headers["x-amz-function-error"] = "Unhandled"
             error, message = _error_of(exc)
-            return _json_bytes({
-                "errorType": error,
-                "errorMessage": message,
-                "stackTrace": traceback.format_exception(exc)[1:],
-            })
+            return _json_bytes(
+                {
+                    "errorType": error,
+                    "errorMessage": message,
+                    "stackTrace": traceback.format_exception(exc)[1:],
+                }
+            )
         return _json_bytes(result)
 
     def _route_service_task(self, task: Any, env: Any) -> None:
@@ -429,8 +437,13 @@ class LocalStateMachine:
         if env.is_mocked_mode():
             return
         if handler is not None:
-            def eval_service_task(env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any],
-                                  state_credentials: Any) -> None:
+
+            def eval_service_task(
+                env: Any,
+                resource_runtime_part: Any,
+                normalised_parameters: dict[str, Any],
+                state_credentials: Any,
+            ) -> None:
                 env.stack.append(self._call_service_handler(task, env, key, handler, normalised_parameters))
 
             task._eval_service_task = eval_service_task
@@ -440,8 +453,12 @@ class LocalStateMachine:
         if task.resource.service_name == "lambda" or task.resource.api_name in self.moto_services:
             return
         self.unrouted.append(f"state {task.name!r} ({resource})")
-        raise _failure(task, env, NO_ROUTE_ERROR,
-                       f"no service handler for {key!r} (state {task.name!r}) and no mocked response")
+        raise _failure(
+            task,
+            env,
+            NO_ROUTE_ERROR,
+            f"no service handler for {key!r} (state {task.name!r}) and no mocked response",
+        )
 
     def _call_service_handler(
         self, task: Any, env: Any, key: str, handler: TaskHandler, parameters: dict[str, Any]
@@ -457,7 +474,9 @@ class LocalStateMachine:
         """Raise `UnroutedTaskError` if some Task state could not run (static check of the definition)."""
         mocked: set[str] = set()
         if test_case:
-            mocked = set(build_mock_test_case(self.mock_config or {}, self.name, test_case).state_mocked_responses)
+            mocked = set(
+                build_mock_test_case(self.mock_config or {}, self.name, test_case).state_mocked_responses
+            )
         problems = []
         for state_name, state in _task_states(json.loads(self.definition).get("States", {})):
             resource = str(state.get("Resource", ""))
@@ -482,8 +501,9 @@ class LocalStateMachine:
 
     # -- executions ------------------------------------------------------------------------------
 
-    def start(self, input: dict[str, Any], *, execution_name: str | None = None,  # noqa: A002
-              test_case: str | None = None) -> str:
+    def start(
+        self, input: dict[str, Any], *, execution_name: str | None = None, test_case: str | None = None
+    ) -> str:
         """Start an execution (optionally of a MockConfigFile test case); return its ARN."""
         if self._client is None:
             raise RuntimeError("LocalStateMachine must be entered (with ...) before start()")
@@ -522,8 +542,14 @@ class LocalStateMachine:
             states_visited=states_visited(history),
         )
 
-    def run(self, input: dict[str, Any], *, execution_name: str | None = None,  # noqa: A002
-            test_case: str | None = None, timeout: float = 300) -> ExecutionResult:
+    def run(
+        self,
+        input: dict[str, Any],
+        *,
+        execution_name: str | None = None,
+        test_case: str | None = None,
+        timeout: float = 300,
+    ) -> ExecutionResult:
         """start() then wait()."""
         arn = self.start(input, execution_name=execution_name, test_case=test_case)
         return self.wait(arn, timeout=timeout)
@@ -581,15 +607,22 @@ def _failure(task: Any, env: Any, error: str, cause: str) -> Exception:
         FailureEventException,
     )
     from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
-    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
-    error_name: Any = StatesErrorName.from_name(error) if error.startswith("States.") else CustomErrorName(error)
-    details = TaskFailedEventDetails(
-        error=error, cause=cause, resource=task._get_sfn_resource(), resourceType=task._get_sfn_resource_type()
+    error_name: Any = (
+        StatesErrorName.from_name(error) if error.startswith("States.") else CustomErrorName(error)
     )
-    return FailureEventException(FailureEvent(
-        env=env,
-        error_name=error_name,
-        event_type=HistoryEventType.TaskFailed,
-        event_details=EventDetails(taskFailedEventDetails=details),
-    ))
+    details = TaskFailedEventDetails(
+        error=error,
+        cause=cause,
+        resource=task._get_sfn_resource(),
+        resourceType=task._get_sfn_resource_type(),
+    )
+    event_details: Any = {"taskFailedEventDetails": details}
+    return FailureEventException(
+        FailureEvent(
+            env=env,
+            error_name=error_name,
+            event_type=HistoryEventType.TaskFailed,
+            event_details=event_details,
+        )
+    )
