@@ -586,3 +586,31 @@ def test_patches_are_undone_on_exit() -> None:
         set(state_task_service_unsupported._SUPPORTED_INTEGRATION_PATTERNS),
     )
     assert before == after
+
+
+@pytest.mark.parametrize("kind", ["Parallel", "Map"])
+def test_states_error_inside_parallel_and_map_keeps_its_name(kind: str) -> None:
+    inner = {
+        "StartAt": "Alert",
+        "States": {
+            "Alert": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sns:publish",
+                "Parameters": {"Message": "x"},
+                "End": True,
+            }
+        },
+    }
+    outer: dict[str, Any] = {"Type": kind, "End": True}
+    outer.update({"Branches": [inner]} if kind == "Parallel" else {"ItemsPath": "$.items", "Iterator": inner})
+    outer["Catch"] = [{"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.error", "Next": "Caught"}]
+    definition = asl("Outer", {"Outer": outer, "Caught": {"Type": "Pass", "End": True}})
+
+    def fail(_action: str, _params: dict[str, Any]) -> Any:
+        raise TaskFailed("States.TaskFailed", "topic gone")
+
+    with LocalStateMachine(definition, service_handlers={"sns:publish": fail}) as sm:
+        result = sm.run({"items": [1]})
+    assert result.status == "SUCCEEDED", result
+    assert result.visited_names[-1] == "Caught"
+    assert result.output["error"]["Error"] == "States.TaskFailed"

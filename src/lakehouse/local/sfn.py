@@ -300,6 +300,8 @@ class LocalStateMachine:
         from moto.awslambda_simple.models import LambdaSimpleBackend
         from moto.core.config import default_user_config
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
+        from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
         from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
             state_task_service,
             state_task_service_callback,
@@ -372,6 +374,11 @@ class LocalStateMachine:
                 _fixed_eval_integration_pattern(state_task_service_callback),
             )
         )
+
+        # A States.* error leaving a Parallel branch or Map iteration is re-raised as CustomErrorName,
+        # which rejects the "States." prefix: the error became States.Runtime. Keep the name instead.
+        patch(mock.patch.object(branches_decl, "CustomErrorName", _error_name))
+        patch(mock.patch.object(iteration_worker, "CustomErrorName", _error_name))
 
         # Service integrations: route to service_handlers.
         service_cls = state_task_service.StateTaskService
@@ -599,18 +606,29 @@ def _error_of(exc: Exception) -> tuple[str, str]:
     return type(exc).__name__, str(exc)
 
 
+def _error_name(error_name: str | None) -> Any:
+    """An ErrorName for any name: ``States.*`` names are StatesErrorName, others CustomErrorName."""
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+
+    if error_name is not None and error_name.startswith("States."):
+        with contextlib.suppress(Exception):
+            return StatesErrorName.from_name(error_name)
+        unknown = CustomErrorName.__new__(CustomErrorName)  # a States.* name moto does not know
+        ErrorName.__init__(unknown, error_name=error_name)
+        return unknown
+    return CustomErrorName(error_name)
+
+
 def _failure(task: Any, env: Any, error: str, cause: str) -> Exception:
     from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
-    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
         FailureEvent,
         FailureEventException,
     )
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
 
-    error_name: Any = (
-        StatesErrorName.from_name(error) if error.startswith("States.") else CustomErrorName(error)
-    )
+    error_name = _error_name(error)
     details = TaskFailedEventDetails(
         error=error,
         cause=cause,
