@@ -125,7 +125,9 @@ class ContractRegistry:
         try:
             return self._by_name[name]
         except KeyError:
-            raise ContractError(f"no contract for dataset {name!r}; known: {', '.join(self.names())}") from None
+            raise ContractError(
+                f"no contract for dataset {name!r}; known: {', '.join(self.names())}"
+            ) from None
 
     def for_key(self, key: str) -> Contract:
         """The contract whose landing prefix is the longest prefix of `key`."""

@@ -64,7 +64,9 @@ def _metric(
         return scoped(exp.select(exp.Count(this=exp.Star())).from_(base)).subquery()
     if check.type == "completeness":
         assert check.column
-        return scoped(exp.select(_ratio(exp.Count(this=col(check.column)), exp.Count(this=exp.Star()))).from_(base)).subquery()
+        return scoped(
+            exp.select(_ratio(exp.Count(this=col(check.column)), exp.Count(this=exp.Star()))).from_(base)
+        ).subquery()
     if check.type == "uniqueness":
         keys = [col(c) for c in check.key_columns]
         groups = scoped(exp.select(exp.Literal.number(1).as_("one")).from_(base)).group_by(*keys)
@@ -97,8 +99,12 @@ def _metric(
         seconds = sqlglot.parse_one(
             "date_diff('second', x, CAST(current_timestamp AS timestamp))", read="athena"
         )
-        seconds = seconds.transform(lambda n: newest.copy() if isinstance(n, exp.Column) and n.name == "x" else n)
-        hours = exp.Div(this=exp.Cast(this=seconds, to=exp.DataType.build("double")), expression=exp.Literal.number(3600))
+        seconds = seconds.transform(
+            lambda n: newest.copy() if isinstance(n, exp.Column) and n.name == "x" else n
+        )
+        hours = exp.Div(
+            this=exp.Cast(this=seconds, to=exp.DataType.build("double")), expression=exp.Literal.number(3600)
+        )
         return scoped(exp.select(hours).from_(base)).subquery()
     if check.type == "referential_integrity":
         assert check.column and check.reference

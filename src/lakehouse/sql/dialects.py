@@ -56,7 +56,9 @@ def _fix_integer_division(node: exp.Expression) -> exp.Expression:
             this=exp.Cast(this=node.this.copy(), to=exp.DataType.build("double")),
             expression=node.expression.copy(),
         )
-        return exp.Cast(this=exp.Anonymous(this="TRUNC", expressions=[quotient]), to=exp.DataType.build("bigint"))
+        return exp.Cast(
+            this=exp.Anonymous(this="TRUNC", expressions=[quotient]), to=exp.DataType.build("bigint")
+        )
     return node
 
 

@@ -1,0 +1,429 @@
+"""The Lambda-sized ingest engine: DuckDB reads and transforms, delta-rs commits exactly once.
+
+pyarrow is not needed here: a DuckDB relation exports the Arrow C stream interface, which
+`write_deltalake` and `DeltaTable.merge` consume batch by batch, so peak memory stays flat with the
+file's size (DuckDB spills beyond its memory limit).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import zlib
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+from lakehouse.contracts.model import Contract, FormatSpec
+from lakehouse.engine.delta import create_table, open_table, table_columns, with_commit_retries
+from lakehouse.engine.formats import SAMPLE_BYTES, Detected, check_utf8, detect_file
+from lakehouse.errors import InvalidInputError, RowRuleViolationError, SchemaMismatchError
+from lakehouse.sql.compiler import (
+    REJECT_ACTION,
+    REJECT_REASON,
+    ROW_ORDINAL,
+    IngestPlan,
+    RunMeta,
+    accepted_rows,
+    compile_ingest,
+    ident,
+    rejected_rows,
+)
+
+APP_VERSION = 1  # one app id per source object, so its version is always 1 (see docs/ARCHITECTURE.md)
+
+
+def app_id_for(dataset: str, bucket: str, key: str, version: str) -> str:
+    """The Delta app transaction id of one source object (bucket, key, version id or ETag)."""
+    digest = hashlib.sha256(f"{bucket}\x00{key}\x00{version}".encode()).hexdigest()[:32]
+    return f"lakehouse:{dataset}:{digest}"
+
+
+@dataclass
+class IngestResult:
+    """What one ingest did (the `$.commit` state of the state machine)."""
+
+    status: str  # committed | duplicate
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_rejected: int = 0
+    rows_dropped: int = 0
+    version_before: int = -1
+    version_after: int = -1
+    bytes_read: int = 0
+    duration_ms: int = 0
+    rejects_path: str | None = None
+    added_columns: list[str] = field(default_factory=list)
+    format: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _csv_header(path: Path, spec: FormatSpec, detected: Detected, contract: Contract) -> list[str]:
+    """The file's column names, read by us rather than sniffed, so a bad row cannot hide them."""
+    if not spec.header:
+        return [c.source_name for c in contract.columns]
+    with path.open("rb") as handle:
+        head = handle.read(SAMPLE_BYTES)
+    if detected.compression == "gzip":
+        head = zlib.decompressobj(wbits=31).decompress(head, SAMPLE_BYTES)
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    first = next(csv.reader(io.StringIO(text), delimiter=spec.delimiter, quotechar=spec.quote), [])
+    names = [n.strip() for n in first]
+    if not names or all(not n for n in names):
+        raise InvalidInputError(f"{path.name}: the first line should be a header but is empty")
+    return [n or f"column{i}" for i, n in enumerate(names)]
+
+
+def _csv_reader(path: Path, spec: FormatSpec, detected: Detected, header: list[str]) -> str:
+    columns = "{" + ", ".join(f"{_quote(n)}: 'VARCHAR'" for n in header) + "}"
+    options = {
+        "columns": columns,
+        "auto_detect": "false",
+        "header": "true" if spec.header else "false",
+        "delim": _quote(spec.delimiter),
+        "quote": _quote(spec.quote),
+        "escape": _quote(spec.escape or spec.quote),
+        "nullstr": "[" + ", ".join(_quote(m) for m in spec.null_markers) + "]",
+        "compression": _quote(detected.compression),
+        "max_line_size": str(8 * 1024 * 1024),
+        # Malformed lines (wrong field count, bad quoting, invalid UTF-8) are kept aside in
+        # reject_errors with their line number instead of failing the whole file.
+        "ignore_errors": "true",
+        "store_rejects": "true",
+        "strict_mode": "true",
+    }
+    args = ", ".join(f"{k}={v}" for k, v in options.items())
+    return f"read_csv({_quote(str(path))}, {args})"
+
+
+class _Source:
+    """The file as relation `src`: every field a string, plus `_row`, its ordinal in the file."""
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, path: Path, contract: Contract, detected: Detected
+    ) -> None:
+        self.con = con
+        spec = contract.format
+        name = path.name
+        try:
+            if detected.kind != spec.type:
+                raise InvalidInputError(
+                    f"{name}: the contract of {contract.name!r} expects {spec.type} but the file is {detected.kind}"
+                )
+            if detected.kind in ("csv", "jsonl"):
+                check_utf8(path, detected.compression, name)
+            if detected.kind == "csv":
+                reader = _csv_reader(path, spec, detected, _csv_header(path, spec, detected, contract))
+            elif detected.kind == "jsonl":
+                keys_sql = (
+                    "SELECT DISTINCT unnest(json_keys(json)) AS k FROM "
+                    f"read_ndjson_objects({_quote(str(path))}, compression={_quote(detected.compression)})"
+                )
+                keys = [row[0] for row in con.execute(keys_sql).fetchall()]
+                if not keys:
+                    raise InvalidInputError(f"{name}: no JSON objects with fields")
+                struct = "{" + ", ".join(f"{_quote(k)}: 'VARCHAR'" for k in sorted(keys)) + "}"
+                reader = (
+                    f"read_ndjson({_quote(str(path))}, columns={struct}, "
+                    f"compression={_quote(detected.compression)})"
+                )
+            else:
+                reader = f"read_parquet({_quote(str(path))})"
+            described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
+            self.columns = [row[0] for row in described]
+            casts = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in self.columns)
+            # row_number() OVER () streams in DuckDB and follows the file order (insertion order is kept).
+            con.execute(
+                f"CREATE OR REPLACE TEMP VIEW src AS SELECT {casts}, row_number() OVER () AS _row FROM {reader}"
+            )
+        except duckdb.Error as exc:
+            raise InvalidInputError(f"{name}: cannot be read as {spec.type}: {_first_line(exc)}") from exc
+        duplicates = sorted({c for c in self.columns if self.columns.count(c) > 1})
+        if duplicates:
+            raise SchemaMismatchError(f"{name}: the header names these columns more than once: {duplicates}")
+
+    def malformed_lines(self) -> list[tuple[int, str, str]]:
+        """(line, error, raw line) of CSV lines the reader set aside, from its first scan."""
+        try:
+            rows = self.con.execute(
+                "SELECT line, error_message, csv_line FROM reject_errors "
+                "WHERE scan_id = (SELECT min(scan_id) FROM reject_errors) ORDER BY line"
+            ).fetchall()
+        except duckdb.CatalogException:
+            return []
+        seen: dict[int, tuple[int, str, str]] = {}
+        for line, message, raw in rows:
+            seen.setdefault(int(line), (int(line), str(message), str(raw or "")))
+        return list(seen.values())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _check_file_schema(plan: IngestPlan, name: str) -> None:
+    contract = plan.contract
+    if contract.schema_evolution == "strict" and (plan.extra_columns or plan.missing_columns):
+        parts = []
+        if plan.missing_columns:
+            parts.append(f"missing columns {plan.missing_columns}")
+        if plan.extra_columns:
+            parts.append(f"unexpected columns {plan.extra_columns}")
+        hint = ""
+        if len(plan.extra_columns) == 1 and len(plan.missing_columns) > 1:
+            hint = f" (is the delimiter {contract.format.delimiter!r} right for this file?)"
+        raise SchemaMismatchError(
+            f"{name}: does not match the contract of {contract.name!r} (schema_evolution: strict): "
+            + "; ".join(parts)
+            + hint
+        )
+    required_missing = [c for c in plan.missing_columns if not contract.column(c).nullable]
+    if required_missing:
+        raise SchemaMismatchError(f"{name}: lacks required (non-nullable) columns {required_missing}")
+
+
+def _check_table_schema(
+    plan: IngestPlan, table: DeltaTable | None, name: str
+) -> tuple[bool, list[tuple[str, str]]]:
+    """Whether the commit must merge the schema, and the table's columns the file does not carry."""
+    if table is None:
+        return False, []
+    existing = table_columns(table)
+    conflicts = [
+        f"{c.name}: table has {existing[c.name]}, contract/file gives {c.type}"
+        for c in plan.columns
+        if c.name in existing and existing[c.name] != c.type
+    ]
+    if conflicts:
+        raise SchemaMismatchError(
+            f"{name}: column types differ from table {plan.contract.name!r}: " + "; ".join(conflicts)
+        )
+    new = [c.name for c in plan.columns if c.name not in existing]
+    if new and plan.contract.schema_evolution == "strict":
+        raise SchemaMismatchError(
+            f"{name}: would add columns {new} to table {plan.contract.name!r}, but schema_evolution is strict"
+        )
+    planned = {c.name for c in plan.columns}
+    absent = [(n, t) for n, t in existing.items() if n not in planned]
+    return bool(new), absent
+
+
+def _commit_select(plan: IngestPlan, absent: list[tuple[str, str]]) -> str:
+    """The accepted rows, with NULLs for table columns this file does not carry."""
+    from sqlglot import exp
+
+    from lakehouse.sql.compiler import sql_type
+
+    select = accepted_rows(plan)
+    for name, type_name in absent:
+        select = select.select(exp.alias_(exp.Cast(this=exp.Null(), to=sql_type(type_name)), ident(name)))
+    return select.sql(dialect="duckdb")
+
+
+def ingest_file(
+    path: Path,
+    contract: Contract,
+    table_uri: str,
+    meta: RunMeta,
+    *,
+    app_id: str,
+    work_dir: Path,
+    storage_options: dict[str, str] | None = None,
+    memory_limit: str = "400MB",
+    threads: int = 2,
+    source_name: str | None = None,
+) -> IngestResult:
+    """Ingest one local file into the contract's Delta table, exactly once.
+
+    Raises InvalidInputError (or a subclass) for a file that cannot be ingested; the table is then
+    untouched. Rejected rows are written to `work_dir/rejects.parquet` for the caller to quarantine.
+    """
+    started = time.monotonic()
+    name = source_name or path.name
+    table = open_table(table_uri, storage_options)
+    version_before = table.version() if table is not None else -1
+    if table is not None and table.transaction_version(app_id) is not None:
+        return IngestResult(
+            "duplicate",
+            version_before=version_before,
+            version_after=version_before,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+
+    detected = detect_file(path, name)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(
+        config={
+            "memory_limit": memory_limit,
+            "threads": threads,
+            "temp_directory": str(work_dir / "duckdb.tmp"),
+        }
+    )
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        source = _Source(con, path, contract, detected)
+        plan = compile_ingest(contract, source.columns, meta)
+        _check_file_schema(plan, name)
+        merge_schema, absent = _check_table_schema(plan, table, name)
+        con.execute(f"CREATE OR REPLACE TEMP VIEW transformed AS {plan.sql('duckdb')}")
+
+        # Pass 1: rows that break a rule, and the totals. Nothing is committed before this passes.
+        rejects_path = work_dir / "rejects.parquet"
+        try:
+            counts = con.execute(
+                f"SELECT count(*), count(*) FILTER (WHERE {REJECT_ACTION} = 'drop'), "
+                f"count(*) FILTER (WHERE {REJECT_ACTION} = 'fail') FROM transformed"
+            ).fetchall()
+        except duckdb.Error as exc:
+            raise InvalidInputError(
+                f"{name}: cannot be read as {contract.format.type}: {_first_line(exc)}"
+            ) from exc
+        rows_total, rows_dropped, rows_failed = (int(v) for v in counts[0])
+        malformed = source.malformed_lines()
+        if rows_total == 0 and not malformed:
+            raise InvalidInputError(f"{name}: has no data rows (empty, or a header only)")
+        if rows_failed:
+            first = con.execute(
+                f"SELECT {ROW_ORDINAL}, {REJECT_REASON} FROM transformed WHERE {REJECT_ACTION} = 'fail' "
+                f"ORDER BY {ROW_ORDINAL} LIMIT 1"
+            ).fetchall()
+            raise RowRuleViolationError(
+                f"{name}: {rows_failed} row(s) break a rule whose action is fail; "
+                f"first at data row {first[0][0]}: {first[0][1]}"
+            )
+        rejected_sql = rejected_rows(plan).where(f"{REJECT_ACTION} = 'quarantine'").sql(dialect="duckdb")
+        quarantined = con.execute(f"SELECT count(*) FROM ({rejected_sql})").fetchall()
+        rows_quarantined = int(quarantined[0][0])
+        if malformed:
+            con.execute("CREATE TEMP TABLE malformed(line BIGINT, error VARCHAR, raw VARCHAR)")
+            con.executemany("INSERT INTO malformed VALUES (?, ?, ?)", malformed)
+        if rows_quarantined or malformed:
+            parts = []
+            if rows_quarantined:
+                parts.append(
+                    f"SELECT {ROW_ORDINAL} AS source_row, NULL::BIGINT AS source_line, "
+                    f"{REJECT_REASON} AS reason, NULL::VARCHAR AS raw_line FROM ({rejected_sql})"
+                )
+            if malformed:
+                parts.append("SELECT NULL::BIGINT, line, 'malformed line: ' || error, raw FROM malformed")
+            con.execute(f"COPY ({' UNION ALL '.join(parts)}) TO {_quote(str(rejects_path))} (FORMAT parquet)")
+        if rows_total - rows_dropped - rows_quarantined == 0:
+            raise InvalidInputError(
+                f"{name}: every row was rejected ({rows_quarantined} quarantined, {rows_dropped} dropped, "
+                f"{len(malformed)} malformed); nothing to commit"
+            )
+
+        # Pass 2: commit the accepted rows with the app transaction, against a fresh snapshot.
+        if table is None:
+            table = create_table(
+                table_uri,
+                [(c.name, c.type) for c in plan.columns],
+                list(contract.partition_by),
+                storage_options,
+            )
+        commit_sql = _commit_select(plan, absent)
+        written = _commit(con, contract, table_uri, commit_sql, app_id, merge_schema, storage_options, meta)
+        after = open_table(table_uri, storage_options)
+        version_after = after.version() if after is not None else -1
+        status = "duplicate" if written is None else "committed"
+        return IngestResult(
+            status=status,
+            rows_read=rows_total + len(malformed),
+            rows_written=written or 0,
+            rows_rejected=rows_quarantined + len(malformed),
+            rows_dropped=rows_dropped,
+            version_before=version_before,
+            version_after=version_after if status == "committed" else version_before,
+            bytes_read=detected.size_bytes,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            rejects_path=str(rejects_path) if rejects_path.exists() else None,
+            added_columns=plan.added_columns,
+            format=detected.kind,
+        )
+    finally:
+        con.close()
+
+
+def _commit(
+    con: duckdb.DuckDBPyConnection,
+    contract: Contract,
+    table_uri: str,
+    commit_sql: str,
+    app_id: str,
+    merge_schema: bool,
+    storage_options: dict[str, str] | None,
+    meta: RunMeta,
+) -> int | None:
+    """Write the rows; None if the app transaction was already applied (a duplicate)."""
+    props = CommitProperties(
+        app_transactions=[Transaction(app_id, APP_VERSION)],
+        custom_metadata={"lakehouse.run_id": meta.run_id, "lakehouse.source": meta.source_uri},
+    )
+
+    def attempt(_: int) -> int | None:
+        table = DeltaTable(table_uri, storage_options=storage_options)
+        # Read the app transaction on the very snapshot we commit against.
+        if table.transaction_version(app_id) is not None:
+            return None
+        if contract.write_mode == "merge":
+            predicate = " AND ".join(f't."{k}" = s."{k}"' for k in contract.primary_key)
+            metrics = (
+                table.merge(
+                    con.sql(commit_sql),
+                    predicate,
+                    source_alias="s",
+                    target_alias="t",
+                    merge_schema=merge_schema,
+                    commit_properties=props,
+                )
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute()
+            )
+            return int(metrics.get("num_target_rows_inserted", 0)) + int(
+                metrics.get("num_target_rows_updated", 0)
+            )
+        rows = con.execute(f"SELECT count(*) FROM ({commit_sql})").fetchall()
+        count = int(rows[0][0])
+        predicate = None
+        mode = "append"
+        if contract.write_mode == "overwrite_partitions":
+            mode = "overwrite"
+            predicate = _partition_predicate(con, contract, commit_sql)
+        write_deltalake(
+            table,
+            con.sql(commit_sql),
+            mode=mode,
+            predicate=predicate,
+            partition_by=list(contract.partition_by) or None,
+            schema_mode="merge" if merge_schema else None,
+            commit_properties=props,
+        )
+        return count
+
+    return with_commit_retries(attempt)
+
+
+def _partition_predicate(con: duckdb.DuckDBPyConnection, contract: Contract, commit_sql: str) -> str:
+    """`replaceWhere` for exactly the partitions present in this file."""
+    cols = ", ".join(f'"{c}"' for c in contract.partition_by)
+    values = con.execute(f"SELECT DISTINCT {cols} FROM ({commit_sql})").fetchall()
+    clauses = []
+    for row in values:
+        terms = []
+        for name, value in zip(contract.partition_by, row, strict=True):
+            terms.append(f'"{name}" IS NULL' if value is None else f'"{name}" = {_quote(str(value))}')
+        clauses.append("(" + " AND ".join(terms) + ")")
+    return " OR ".join(clauses) or "false"
