@@ -52,26 +52,25 @@ _STANDARD_COMMIT_KEYS = frozenset(
 )
 
 
-def open_table(
-    uri: str, storage_options: dict[str, str] | None = None, *, without_files: bool = False
-) -> DeltaTable | None:
+def open_table(uri: str, storage_options: dict[str, str] | None = None) -> DeltaTable | None:
     """The table at `uri`, or None if there is no Delta table there (yet)."""
     try:
-        return DeltaTable(uri, storage_options=storage_options or None, without_files=without_files)
+        # No `without_files`: deltalake 1.6 deprecates and ignores it (loading always reads the file list).
+        return DeltaTable(uri, storage_options=storage_options or None)
     except TableNotFoundError:
         return None
 
 
-def _require(uri: str, storage_options: dict[str, str] | None, **kw: Any) -> DeltaTable:
-    dt = open_table(uri, storage_options, **kw)
+def _require(uri: str, storage_options: dict[str, str] | None) -> DeltaTable:
+    dt = open_table(uri, storage_options)
     if dt is None:
         raise InvalidInputError(f"no Delta table at {uri}")
     return dt
 
 
 def table_version(uri: str, storage_options: dict[str, str] | None = None) -> int | None:
-    """The latest version, or None if there is no table. Loads the log only, not the file list."""
-    dt = open_table(uri, storage_options, without_files=True)
+    """The latest version, or None if there is no table."""
+    dt = open_table(uri, storage_options)
     return None if dt is None else dt.version()
 
 
@@ -89,7 +88,7 @@ def history(
     `metadata` holds the custom commit metadata (e.g. the run id and app transaction the engine records
     there); delta-rs does not expose the log's `txn` actions through history.
     """
-    dt = _require(uri, storage_options, without_files=True)
+    dt = _require(uri, storage_options)
     out: list[dict[str, Any]] = []
     for h in dt.history(limit):
         out.append(
@@ -108,7 +107,7 @@ def history(
 
 def versions(uri: str, storage_options: dict[str, str] | None = None) -> list[int]:
     """Every version still in the log, oldest first ([] if there is no table)."""
-    if open_table(uri, storage_options, without_files=True) is None:
+    if open_table(uri, storage_options) is None:
         return []
     return sorted(h["version"] for h in history(uri, storage_options))
 
@@ -229,10 +228,10 @@ def _type_name(t: Any) -> str:
 
 def columns(uri: str, storage_options: dict[str, str] | None = None) -> list[tuple[str, str]]:
     """(name, Delta type) of each column, in table order: what `Catalog.upsert_delta_table` takes."""
-    dt = _require(uri, storage_options, without_files=True)
+    dt = _require(uri, storage_options)
     return [(f.name, _type_name(f.type)) for f in dt.schema().fields]
 
 
 def partition_columns(uri: str, storage_options: dict[str, str] | None = None) -> list[str]:
     """The table's partition columns, in order."""
-    return list(_require(uri, storage_options, without_files=True).metadata().partition_columns)
+    return list(_require(uri, storage_options).metadata().partition_columns)
