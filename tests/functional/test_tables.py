@@ -197,3 +197,16 @@ def test_maintain_keeps_files_within_retention(lake: Lake) -> None:
     tables.rollback(uri, 1, storage_options=lake.options)
     assert _rows(uri, lake.options) == [(0,), (1,)]
     assert len(lake.keys("keep", ".parquet")) >= 3
+
+
+def test_stale_writer_cannot_overwrite_a_commit(lake: Lake) -> None:
+    """With our storage options, commits are conditional writes: a writer holding an old snapshot
+    must not replace a commit someone else made since (it lands as the next version instead)."""
+    _write(lake, "race", "select 1::BIGINT id", mode="error")
+    stale = DeltaTable(lake.uri("race"), storage_options=lake.options or None)
+    _write(lake, "race", "select 2::BIGINT id")
+    relation = duckdb.sql("select 3::BIGINT id")
+    assert relation is not None
+    write_deltalake(stale, relation, mode="append")
+    assert tables.versions(lake.uri("race"), lake.options) == [0, 1, 2]
+    assert _rows(lake.uri("race"), lake.options) == [(1,), (2,), (3,)]
