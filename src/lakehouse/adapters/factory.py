@@ -37,8 +37,8 @@ def build_adapters(settings: Settings | None = None) -> Adapters:
     if settings.backend == "aws":
         from lakehouse.adapters import aws
 
-        # Not (yet) Settings fields: only the notifier needs them, and SNS/EventBridge are mostly called
-        # by the state machine directly, so they are read here, when the adapter set is built.
+        # getattr + env fallback: these Settings fields (ALERT_TOPIC_ARN, EVENT_BUS_NAME) are being added
+        # in parallel; this keeps the factory working with either version of Settings.
         topic_arn = getattr(settings, "alert_topic_arn", None) or os.environ.get("ALERT_TOPIC_ARN") or None
         bus = getattr(settings, "event_bus_name", None) or os.environ.get("EVENT_BUS_NAME") or "default"
         return Adapters(
