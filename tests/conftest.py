@@ -6,6 +6,7 @@ test process hang on the GIL (DESIGN §7). Under xdist each worker starts its ow
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +23,16 @@ import pytest
 _REGION = "us-east-1"
 
 
+def _die_with_parent() -> None:
+    """Linux: have the kernel stop the server if the worker dies hard (pytest-timeout, kill -9)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -36,6 +47,7 @@ def moto_server() -> Iterator[str]:
         [sys.executable, "-m", "moto.server", "-p", str(port), "-H", "127.0.0.1"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
