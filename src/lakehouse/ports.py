@@ -31,7 +31,9 @@ class ObjectStore(Protocol):
 
     def read_bytes(self, bucket: str, key: str, max_bytes: int | None = None) -> bytes: ...
 
-    def put_bytes(self, bucket: str, key: str, data: bytes, metadata: Mapping[str, str] | None = None) -> None: ...
+    def put_bytes(
+        self, bucket: str, key: str, data: bytes, metadata: Mapping[str, str] | None = None
+    ) -> None: ...
 
     def put_file(self, bucket: str, key: str, src: Path) -> None: ...
 
@@ -70,7 +72,12 @@ class Catalog(Protocol):
     """The Glue Data Catalog, or a local JSON catalog with the same entries."""
 
     def upsert_delta_table(
-        self, database: str, table: str, location: str, columns: list[tuple[str, str]], partition_keys: list[str]
+        self,
+        database: str,
+        table: str,
+        location: str,
+        columns: list[tuple[str, str]],
+        partition_keys: list[str],
     ) -> dict[str, Any]:
         """Create or update the entry (table_type=DELTA); returns `{created, schema_changed}`."""
 

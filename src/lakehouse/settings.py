@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     run_ledger_table: str = Field("runs", alias="RUN_LEDGER_TABLE")
     glue_database: str = Field("lakehouse", alias="GLUE_DATABASE")
     state_machine_arn: str = Field("", alias="STATE_MACHINE_ARN")
+    alert_topic_arn: str | None = Field(None, alias="ALERT_TOPIC_ARN")
+    event_bus_name: str = Field("default", alias="EVENT_BUS_NAME")
     lambda_route_max_bytes: int = Field(256 * 1024 * 1024, alias="LAMBDA_ROUTE_MAX_BYTES")
     lease_ttl_seconds: int = Field(900, alias="LEASE_TTL_SECONDS")
     # DuckDB's memory limit inside the engine; keeps peak RSS flat whatever the file size.

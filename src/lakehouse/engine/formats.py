@@ -35,11 +35,11 @@ def _text_kind(sample: bytes, name: str) -> Kind:
     return "jsonl" if stripped.startswith(b"{") else "csv"
 
 
-def detect(head: bytes, tail: bytes, size: int, name: str) -> Detected:
-    """Classify a file from its first bytes (up to 64 KiB) and last 4 bytes."""
+def detect(head: bytes, tail: bytes | None, size: int, name: str) -> Detected:
+    """Classify a file from its first bytes (up to 64 KiB) and last 4 bytes (None: not read)."""
     if size == 0:
         raise InvalidInputError(f"{name}: the file is empty (0 bytes)")
-    if head.startswith(_PARQUET) and tail.endswith(_PARQUET):
+    if head.startswith(_PARQUET) and (tail is None or tail.endswith(_PARQUET)):
         return Detected("parquet", "none", size)
     if head.startswith(_PARQUET):
         raise UnsupportedFormatError(f"{name}: starts like Parquet but has no Parquet footer (truncated?)")
@@ -79,8 +79,8 @@ def check_utf8(path: Path, compression: Compression, name: str, chunk_size: int 
                     bad = offset + exc.start
                     line = lines + chunk[: exc.start].count(b"\n")
                     raise InvalidInputError(
-                        f"{name}: line {line}: byte 0x{chunk[exc.start]:02x} at offset {bad} is not valid UTF-8 "
-                        "(the contract's encoding is utf-8)"
+                        f"{name}: line {line}: byte 0x{chunk[exc.start]:02x} at offset {bad} "
+                        "is not valid UTF-8 (the contract's encoding is utf-8)"
                     ) from None
                 lines += chunk.count(b"\n")
                 offset += len(chunk)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import zlib
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
@@ -119,7 +119,8 @@ class _Source:
         try:
             if detected.kind != spec.type:
                 raise InvalidInputError(
-                    f"{name}: the contract of {contract.name!r} expects {spec.type} but the file is {detected.kind}"
+                    f"{name}: the contract of {contract.name!r} expects {spec.type} "
+                    f"but the file is {detected.kind}"
                 )
             if detected.kind in ("csv", "jsonl"):
                 check_utf8(path, detected.compression, name)
@@ -144,9 +145,8 @@ class _Source:
             self.columns = [row[0] for row in described]
             casts = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in self.columns)
             # row_number() OVER () streams in DuckDB and follows the file order (insertion order is kept).
-            con.execute(
-                f"CREATE OR REPLACE TEMP VIEW src AS SELECT {casts}, row_number() OVER () AS _row FROM {reader}"
-            )
+            ordinal = "row_number() OVER () AS _row"
+            con.execute(f"CREATE OR REPLACE TEMP VIEW src AS SELECT {casts}, {ordinal} FROM {reader}")
         except duckdb.Error as exc:
             raise InvalidInputError(f"{name}: cannot be read as {spec.type}: {_first_line(exc)}") from exc
         duplicates = sorted({c for c in self.columns if self.columns.count(c) > 1})
@@ -334,7 +334,17 @@ def ingest_file(
                 storage_options,
             )
         commit_sql = _commit_select(plan, absent)
-        written = _commit(con, contract, table_uri, commit_sql, app_id, merge_schema, storage_options, meta)
+        written = _commit(
+            con,
+            contract,
+            table_uri,
+            commit_sql,
+            app_id,
+            merge_schema,
+            storage_options,
+            meta,
+            rows_total - rows_dropped - rows_quarantined,
+        )
         after = open_table(table_uri, storage_options)
         version_after = after.version() if after is not None else -1
         status = "duplicate" if written is None else "committed"
@@ -365,6 +375,7 @@ def _commit(
     merge_schema: bool,
     storage_options: dict[str, str] | None,
     meta: RunMeta,
+    expected_rows: int,
 ) -> int | None:
     """Write the rows; None if the app transaction was already applied (a duplicate)."""
     props = CommitProperties(
@@ -395,23 +406,29 @@ def _commit(
             return int(metrics.get("num_target_rows_inserted", 0)) + int(
                 metrics.get("num_target_rows_updated", 0)
             )
-        rows = con.execute(f"SELECT count(*) FROM ({commit_sql})").fetchall()
-        count = int(rows[0][0])
-        predicate = None
-        mode = "append"
+        partition_by = list(contract.partition_by) or None
+        schema_mode: Literal["merge"] | None = "merge" if merge_schema else None
         if contract.write_mode == "overwrite_partitions":
-            mode = "overwrite"
-            predicate = _partition_predicate(con, contract, commit_sql)
-        write_deltalake(
-            table,
-            con.sql(commit_sql),
-            mode=mode,
-            predicate=predicate,
-            partition_by=list(contract.partition_by) or None,
-            schema_mode="merge" if merge_schema else None,
-            commit_properties=props,
-        )
-        return count
+            write_deltalake(
+                table,
+                con.sql(commit_sql),
+                mode="overwrite",
+                predicate=_partition_predicate(con, contract, commit_sql),
+                partition_by=partition_by,
+                schema_mode=schema_mode,
+                commit_properties=props,
+            )
+        else:
+            write_deltalake(
+                table,
+                con.sql(commit_sql),
+                mode="append",
+                partition_by=partition_by,
+                schema_mode=schema_mode,
+                commit_properties=props,
+            )
+        # Counted in pass 1; counting again here would read the file a third time.
+        return expected_rows
 
     return with_commit_retries(attempt)
 

@@ -28,7 +28,7 @@ def local_table(dataset: str) -> exp.Table:
     return exp.Table(this=ident(dataset))
 
 
-def _ratio(numerator: exp.Expression, denominator: exp.Expression, empty: float = 1.0) -> exp.Expression:
+def _ratio(numerator: exp.Expr, denominator: exp.Expr, empty: float = 1.0) -> exp.Expr:
     """numerator / denominator as a double; `empty` when there is nothing to measure."""
     division = exp.Div(
         this=exp.Cast(this=numerator, to=exp.DataType.build("double")),
@@ -37,13 +37,13 @@ def _ratio(numerator: exp.Expression, denominator: exp.Expression, empty: float 
     return exp.Coalesce(this=division, expressions=[exp.Literal.number(empty)])
 
 
-def _share(condition: exp.Expression, over: exp.Expression) -> exp.Expression:
+def _share(condition: exp.Expr, over: exp.Expr) -> exp.Expr:
     """The share of rows where `over` is not null that satisfy `condition`."""
     hits = exp.Sum(this=exp.If(this=condition, true=exp.Literal.number(1), false=exp.Literal.number(0)))
     return _ratio(hits, exp.Count(this=over))
 
 
-def _literal(value: object) -> exp.Expression:
+def _literal(value: object) -> exp.Expr:
     if isinstance(value, bool):
         return exp.Boolean(this=value)
     if isinstance(value, int | float):
@@ -51,9 +51,7 @@ def _literal(value: object) -> exp.Expression:
     return exp.Literal.string(str(value))
 
 
-def _metric(
-    check: TableCheck, table: exp.Table, resolve: TableResolver, where: exp.Expression | None
-) -> exp.Expression:
+def _metric(check: TableCheck, table: exp.Table, resolve: TableResolver, where: exp.Expr | None) -> exp.Expr:
     """A scalar subquery computing the check's metric."""
 
     def scoped(select: exp.Select) -> exp.Select:
@@ -78,10 +76,10 @@ def _metric(
         value = col(check.column)
         if check.type == "values_in_set":
             assert check.values
-            cond: exp.Expression = exp.In(this=value.copy(), expressions=[_literal(v) for v in check.values])
+            cond: exp.Expr = exp.In(this=value.copy(), expressions=[_literal(v) for v in check.values])
             return scoped(exp.select(_share(cond, value)).from_(base)).subquery()
         if check.type == "values_in_range":
-            bounds = []
+            bounds: list[exp.Expr] = []
             if check.range_min is not None:
                 bounds.append(exp.GTE(this=value.copy(), expression=_literal(check.range_min)))
             if check.range_max is not None:
@@ -107,15 +105,16 @@ def _metric(
         )
         return scoped(exp.select(hours).from_(base)).subquery()
     if check.type == "referential_integrity":
-        assert check.column and check.reference
+        assert check.column
+        assert check.reference
         ref = resolve(check.reference.dataset)
-        keys = exp.select(col(check.reference.column).as_("k")).distinct().from_(ref).subquery("r")
+        ref_keys = exp.select(col(check.reference.column).as_("k")).distinct().from_(ref).subquery("r")
         local = col(check.column, "t")
         present = exp.Not(this=exp.Is(this=col("k", "r"), expression=exp.Null()))
         joined = (
             exp.select(_share(present, local))
             .from_(exp.alias_(base, "t", table=True))
-            .join(keys, on=exp.EQ(this=local.copy(), expression=col("k", "r")), join_type="left")
+            .join(ref_keys, on=exp.EQ(this=local.copy(), expression=col("k", "r")), join_type="left")
         )
         return scoped(joined).subquery()
     # custom_sql: the user's Athena query (one number); `{table}` is this table.

@@ -27,6 +27,7 @@ REJECT_ACTION = "_reject_action"
 RESCUED = "_rescued"
 METADATA_COLUMNS = ("_source_uri", "_source_version", "_ingested_at", "_run_id")
 _SEVERITY = {"fail": 3, "quarantine": 2, "drop": 1}
+_INTEGER_TEXT = r"^\s*[+-]?[0-9]+\s*$"
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(value)
 
 
-def _literal(value: object) -> exp.Expression:
+def _literal(value: object) -> exp.Expr:
     if isinstance(value, bool):
         return exp.Boolean(this=value)
     if isinstance(value, int | float):
@@ -94,17 +95,23 @@ def _literal(value: object) -> exp.Expression:
     return exp.Literal.string(str(value))
 
 
-def _typed_value(column: Column, source_present: bool) -> exp.Expression:
+def _typed_value(column: Column, source_present: bool) -> exp.Expr:
     """The column's value cast to its type; NULL when the source lacks it or the cast fails."""
     if not source_present:
         return exp.Cast(this=exp.Null(), to=sql_type(column.type))
     raw = col(column.source_name, SOURCE)
     if column.type == "string":
         return raw
-    return exp.TryCast(this=raw, to=sql_type(column.type))
+    cast = exp.TryCast(this=raw, to=sql_type(column.type))
+    if column.type in ("int", "bigint"):
+        # Integers must be written as integers: DuckDB's cast rounds '1.5' to 2 (and reads '1e3', '0x10'),
+        # Spark's truncates it to 1. Anything else is a type error in every engine.
+        digits = exp.RegexpLike(this=raw.copy(), expression=exp.Literal.string(_INTEGER_TEXT))
+        return exp.Case(ifs=[exp.If(this=digits, true=cast)])
+    return cast
 
 
-def _as_text(value: exp.Expression) -> exp.Expression:
+def _as_text(value: exp.Expr) -> exp.Expr:
     return exp.Substring(
         this=exp.Cast(this=value, to=exp.DataType.build("varchar")),
         start=exp.Literal.number(1),
@@ -112,13 +119,13 @@ def _as_text(value: exp.Expression) -> exp.Expression:
     )
 
 
-def _concat(*parts: exp.Expression) -> exp.Expression:
+def _concat(*parts: exp.Expr) -> exp.Expr:
     return exp.DPipe(this=parts[0], expression=_concat(*parts[1:]), safe=True) if len(parts) > 1 else parts[0]
 
 
 def _rule_conditions(
-    contract: Contract, typed: dict[str, exp.Expression], present: set[str]
-) -> list[tuple[RowRule, exp.Expression, exp.Expression]]:
+    contract: Contract, typed: dict[str, exp.Expr], present: set[str]
+) -> list[tuple[RowRule, exp.Expr, exp.Expr]]:
     """(rule, violated-predicate, reason-text) per concrete rule, implicit ones included."""
     rules: list[RowRule] = list(contract.row_rules)
     # Non-nullable columns get a not-null rule unless the contract says what to do itself.
@@ -130,7 +137,7 @@ def _rule_conditions(
     if not any(r.rule == "type" for r in rules):
         rules.append(RowRule(rule="type", action="quarantine"))
 
-    out: list[tuple[RowRule, exp.Expression, exp.Expression]] = []
+    out: list[tuple[RowRule, exp.Expr, exp.Expr]] = []
     for rule in rules:
         targets = [rule.column] if rule.column else [c.name for c in contract.columns]
         for name in targets:
@@ -142,7 +149,7 @@ def _rule_conditions(
                 if column.type == "string" or name not in present:
                     continue
                 raw = col(column.source_name, SOURCE)
-                cond: exp.Expression = exp.and_(
+                cond: exp.Expr = exp.and_(
                     exp.Not(this=exp.Is(this=raw, expression=exp.Null())),
                     exp.Is(this=value.copy(), expression=exp.Null()),
                 )
@@ -173,13 +180,15 @@ def _rule_conditions(
                     exp.Literal.string(f"' does not match {rule.pattern}"),
                 )
             elif rule.rule == "range":
-                bounds: list[exp.Expression] = []
+                bounds: list[exp.Expr] = []
                 if rule.min is not None:
                     bounds.append(exp.LT(this=value.copy(), expression=_literal(rule.min)))
                 if rule.max is not None:
                     bounds.append(exp.GT(this=value.copy(), expression=_literal(rule.max)))
                 cond = exp.or_(*bounds)
-                span = f"[{'' if rule.min is None else _number(rule.min)}, {'' if rule.max is None else _number(rule.max)}]"
+                low = "" if rule.min is None else _number(rule.min)
+                high = "" if rule.max is None else _number(rule.max)
+                span = f"[{low}, {high}]"
                 reason = _concat(label, _as_text(value.copy()), exp.Literal.string(f" is outside {span}"))
             else:  # in_set
                 assert rule.values is not None
@@ -202,7 +211,7 @@ def _rule_conditions(
     return out
 
 
-def _rescue_expression(extra: Sequence[str]) -> exp.Expression:
+def _rescue_expression(extra: Sequence[str]) -> exp.Expr:
     """The file's unknown fields as one JSON object (text), NULL when there are none."""
     if not extra:
         return exp.Cast(this=exp.Null(), to=exp.DataType.build("varchar"))
@@ -219,9 +228,7 @@ def compile_ingest(contract: Contract, source_columns: Sequence[str], meta: RunM
 
     typed = {c.name: _typed_value(c, c.name in present) for c in contract.columns}
     columns = [OutputColumn(c.name, c.type, c.nullable) for c in contract.columns]
-    projections: list[exp.Expression] = [
-        exp.alias_(typed[c.name].copy(), ident(c.name)) for c in contract.columns
-    ]
+    projections: list[exp.Expr] = [exp.alias_(typed[c.name].copy(), ident(c.name)) for c in contract.columns]
 
     added: list[str] = []
     if contract.schema_evolution == "add_columns":
@@ -234,7 +241,7 @@ def compile_ingest(contract: Contract, source_columns: Sequence[str], meta: RunM
         projections.append(exp.alias_(_rescue_expression(extra), ident(RESCUED)))
         columns.append(OutputColumn(RESCUED, "string"))
 
-    metadata: list[tuple[str, exp.Expression, str]] = [
+    metadata: list[tuple[str, exp.Expr, str]] = [
         ("_source_uri", exp.Literal.string(meta.source_uri), "string"),
         ("_source_version", exp.Literal.string(meta.source_version), "string"),
         (
@@ -256,7 +263,7 @@ def compile_ingest(contract: Contract, source_columns: Sequence[str], meta: RunM
         reasons = [exp.If(this=cond.copy(), true=reason) for _, cond, reason in conditions]
         # CONCAT_WS skips NULLs in DuckDB, Spark and Trino alike; sqlglot's ConcatWs node would
         # be rendered null-propagating for some targets, so call the function by name.
-        reason_expr: exp.Expression = exp.Nullif(
+        reason_expr: exp.Expr = exp.Nullif(
             this=exp.Anonymous(
                 this="CONCAT_WS",
                 expressions=[exp.Literal.string("; "), *[exp.Case(ifs=[r]) for r in reasons]],
@@ -268,7 +275,7 @@ def compile_ingest(contract: Contract, source_columns: Sequence[str], meta: RunM
             conds = [cond.copy() for rule, cond, _ in conditions if rule.action == action]
             if conds:
                 action_case = action_case.when(exp.or_(*conds), exp.Literal.string(action))
-        action_expr: exp.Expression = action_case
+        action_expr: exp.Expr = action_case
     else:
         reason_expr = exp.Cast(this=exp.Null(), to=exp.DataType.build("varchar"))
         action_expr = exp.Cast(this=exp.Null(), to=exp.DataType.build("varchar"))
@@ -317,7 +324,7 @@ def rejected_rows(plan: IngestPlan, relation: str = "transformed") -> exp.Select
     )
 
 
-def parse(sql: str, dialect: Dialect) -> exp.Expression:
+def parse(sql: str, dialect: Dialect) -> exp.Expr:
     parsed = sqlglot.parse_one(sql, read=dialect)
     assert parsed is not None
     return parsed

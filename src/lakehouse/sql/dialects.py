@@ -10,6 +10,7 @@ sqlglot maps names and syntax; these transforms fix meaning (DESIGN §7):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 
 import sqlglot
@@ -25,12 +26,12 @@ _INTEGER_TYPES = {
 }
 
 
-def _is_integer(node: exp.Expression) -> bool:
+def _is_integer(node: exp.Expr) -> bool:
     node_type = node.type
     return node_type is not None and node_type.this in _INTEGER_TYPES
 
 
-def _fix_date_diff(node: exp.Expression) -> exp.Expression:
+def _fix_date_diff(node: exp.Expr) -> exp.Expr:
     if isinstance(node, exp.DateDiff):
         unit = node.args.get("unit")
         unit_name = unit.name if unit is not None else "day"
@@ -42,14 +43,14 @@ def _fix_date_diff(node: exp.Expression) -> exp.Expression:
     return node
 
 
-def _fix_regexp_extract(node: exp.Expression) -> exp.Expression:
+def _fix_regexp_extract(node: exp.Expr) -> exp.Expr:
     if isinstance(node, exp.RegexpExtract) and not isinstance(node.parent, exp.If):
         matches = exp.RegexpLike(this=node.this.copy(), expression=node.expression.copy())
         return exp.If(this=matches, true=node.copy(), false=exp.Null())
     return node
 
 
-def _fix_integer_division(node: exp.Expression) -> exp.Expression:
+def _fix_integer_division(node: exp.Expr) -> exp.Expr:
     if isinstance(node, exp.Div) and _is_integer(node.this) and _is_integer(node.expression):
         # Trino truncates toward zero; DuckDB's `//` floors, so divide as doubles and truncate.
         quotient = exp.Div(
@@ -70,10 +71,9 @@ def athena_to_duckdb(sql: str, schema: Mapping[str, Mapping[str, str]] | None = 
     """
     tree = sqlglot.parse_one(sql, read="athena")
     if schema:
-        try:
+        # Unknown tables: type what we can from literals alone.
+        with contextlib.suppress(sqlglot.errors.OptimizeError):
             tree = qualify(tree, schema=dict(schema), dialect="athena", validate_qualify_columns=False)
-        except sqlglot.errors.OptimizeError:
-            pass  # unknown tables: type what we can from literals alone
     tree = annotate_types(tree, schema=dict(schema) if schema else None, dialect="athena")
     tree = tree.transform(_fix_integer_division)
     tree = tree.transform(_fix_date_diff)

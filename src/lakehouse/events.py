@@ -1,0 +1,127 @@
+"""Object-created events in the three shapes users send, normalised to one model.
+
+1. SQS records whose body is an EventBridge "Object Created" event (what the deployed stack sends).
+2. A plain EventBridge "Object Created" event.
+3. Classic S3 notification records (`Records[].s3`), delivered directly or inside SQS.
+
+S3 URL-encodes keys in events (`+` for space, `%3D` for `=`); they are decoded here, exactly once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import unquote_plus
+
+from pydantic import BaseModel, ConfigDict
+
+from lakehouse.errors import InvalidInputError
+
+
+class ObjectCreated(BaseModel):
+    """One landed object."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str
+    key: str
+    size: int = 0
+    etag: str = ""
+    version_id: str | None = None
+    sequencer: str = ""
+    event_time: str = ""
+
+    @property
+    def identity(self) -> str:
+        """What makes two events the same object: version id, else sequencer, else ETag."""
+        return self.version_id or self.sequencer or self.etag
+
+
+def _from_eventbridge(event: Mapping[str, Any]) -> ObjectCreated:
+    detail = event.get("detail") or {}
+    obj = detail.get("object") or {}
+    bucket = (detail.get("bucket") or {}).get("name")
+    if not bucket or "key" not in obj:
+        raise InvalidInputError("EventBridge event lacks detail.bucket.name or detail.object.key")
+    return ObjectCreated(
+        bucket=bucket,
+        key=unquote_plus(obj["key"]),
+        size=int(obj.get("size") or 0),
+        etag=str(obj.get("etag") or ""),
+        version_id=obj.get("version-id") or None,
+        sequencer=str(obj.get("sequencer") or ""),
+        event_time=str(event.get("time") or ""),
+    )
+
+
+def _from_s3_record(record: Mapping[str, Any]) -> ObjectCreated:
+    s3 = record["s3"]
+    obj = s3.get("object") or {}
+    return ObjectCreated(
+        bucket=s3["bucket"]["name"],
+        key=unquote_plus(obj["key"]),
+        size=int(obj.get("size") or 0),
+        etag=str(obj.get("eTag") or obj.get("etag") or ""),
+        version_id=obj.get("versionId") or None,
+        sequencer=str(obj.get("sequencer") or ""),
+        event_time=str(record.get("eventTime") or ""),
+    )
+
+
+def _is_object_created(record: Mapping[str, Any]) -> bool:
+    return str(record.get("eventName", "")).startswith("ObjectCreated:")
+
+
+def parse_message(message: Mapping[str, Any]) -> list[ObjectCreated]:
+    """Objects in one message: an EventBridge event or an S3 notification (test events are skipped)."""
+    if message.get("source") == "aws.s3" or "detail-type" in message:
+        if message.get("detail-type") != "Object Created":
+            return []
+        return [_from_eventbridge(message)]
+    if "Records" in message:
+        return [_from_s3_record(r) for r in message["Records"] if "s3" in r and _is_object_created(r)]
+    if message.get("Event") == "s3:TestEvent":
+        return []
+    raise InvalidInputError(f"not an object-created event: keys {sorted(message)}")
+
+
+def iter_sqs_bodies(event: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(messageId, parsed body) of each SQS record."""
+    for record in event.get("Records", []):
+        body = record.get("body", "")
+        try:
+            yield record.get("messageId", ""), json.loads(body)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"SQS message {record.get('messageId')} body is not JSON: {exc}") from exc
+
+
+def is_sqs_event(event: Mapping[str, Any]) -> bool:
+    records = event.get("Records") or []
+    return bool(records) and all(r.get("eventSource") == "aws:sqs" for r in records)
+
+
+_NAME_SAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def execution_name(dataset: str, obj: ObjectCreated) -> str:
+    """Deterministic Step Functions execution name (≤ 80 chars): a duplicate event maps to it again."""
+    digest = hashlib.sha256(f"{obj.bucket}\x00{obj.key}\x00{obj.identity}".encode()).hexdigest()[:40]
+    return f"{_NAME_SAFE.sub('-', dataset)[:38]}-{digest}"
+
+
+def run_input(dataset: str, obj: ObjectCreated) -> dict[str, Any]:
+    """The state machine input; identical for identical objects (StartExecution is then idempotent)."""
+    return {
+        "run_id": execution_name(dataset, obj),
+        "dataset": dataset,
+        "bucket": obj.bucket,
+        "key": obj.key,
+        "version_id": obj.version_id,
+        "etag": obj.etag,
+        "size": obj.size,
+        "sequencer": obj.sequencer,
+        "event_time": obj.event_time,
+    }

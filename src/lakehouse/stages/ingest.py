@@ -1,0 +1,260 @@
+"""One function per state of IngestStateMachine; the Lambda handlers and the local runtime call these."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from lakehouse import tables
+from lakehouse.engine.delta import open_table
+from lakehouse.engine.formats import SAMPLE_BYTES, detect
+from lakehouse.engine.ingest import app_id_for, ingest_file
+from lakehouse.errors import InvalidInputError
+from lakehouse.sql.checks import athena_table, compile_checks, evaluate, metrics_from_athena
+from lakehouse.sql.compiler import RunMeta
+from lakehouse.stages.runtime import RunState, Runtime
+
+logger = Logger(child=True)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _ledger(rt: Runtime, run: RunState, **fields: Any) -> None:
+    """Merge fields into the run's ledger record. Best effort: a ledger hiccup must not fail a run."""
+    try:
+        record = rt.adapters.ledger.get(run.run_id) or {
+            "run_id": run.run_id,
+            "dataset": run.dataset,
+            "bucket": run.bucket,
+            "key": run.key,
+        }
+        record.update(fields, updated_at=_now())
+        rt.adapters.ledger.put(run.run_id, record)
+    except Exception:
+        logger.exception("could not update the run ledger", extra={"run_id": run.run_id})
+
+
+def manage_lease(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    """`AcquireTableLease` / `ReleaseLease`: one writer per table, from commit through checks."""
+    run = RunState.parse(event)
+    action = event.get("action")
+    if action == "acquire":
+        lease = rt.adapters.leases.acquire(run.dataset, run.run_id, rt.settings.lease_ttl_seconds)
+        _ledger(rt, run, status="RUNNING", started_at=_now())
+        return {"table": lease.table, "owner": lease.owner, "expires_at": lease.expires_at}
+    if action == "release":
+        released = rt.adapters.leases.release(run.dataset, run.run_id)
+        return {"table": run.dataset, "owner": run.run_id, "released": released}
+    raise InvalidInputError(f"manage_lease: action must be 'acquire' or 'release', got {action!r}")
+
+
+def inspect_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    """`Inspect`: what the file is, which contract applies, and which route it takes."""
+    run = RunState.parse(event)
+    contract = rt.contract(run.dataset)
+    if not run.key.startswith(contract.landing_prefix):
+        raise InvalidInputError(
+            f"s3://{run.bucket}/{run.key}: key is outside the landing prefix {contract.landing_prefix!r} "
+            f"of dataset {run.dataset!r}"
+        )
+    objects = rt.adapters.objects
+    info = objects.head(run.bucket, run.key)
+    head = objects.read_bytes(run.bucket, run.key, SAMPLE_BYTES)
+    # The head holds the whole of a small file; for a large one the engine's reader checks the footer.
+    tail = head[-4:] if info.size <= len(head) else None
+    detected = detect(head, tail, info.size, f"s3://{run.bucket}/{run.key}")
+    if detected.kind != contract.format.type:
+        raise InvalidInputError(
+            f"s3://{run.bucket}/{run.key}: dataset {run.dataset!r} expects {contract.format.type}, "
+            f"the file is {detected.kind}"
+        )
+    table_uri = rt.table_uri(run.dataset)
+    table = open_table(table_uri, rt.storage_options)
+    checks = compile_checks(contract, athena_table(rt.settings.glue_database), run_id=run.run_id)
+    route = "lambda" if info.size <= rt.settings.lambda_route_max_bytes else "glue"
+    return {
+        **detected.as_dict(),
+        "route": route,
+        "table_uri": table_uri,
+        "app_id": app_id_for(run.dataset, run.bucket, run.key, run.source_version or info.etag),
+        "version_before": table.version() if table is not None else -1,
+        "has_checks": checks is not None,
+        "checks_query": checks.athena() if checks else None,
+        "has_derived": bool(contract.derived),
+        "derived_models": [m.name for m in contract.derived],
+    }
+
+
+def commit_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    """`CommitWithLambda`: DuckDB + delta-rs, exactly once; rejected rows go to quarantine."""
+    run = RunState.parse(event)
+    inspection = run.section("inspection")
+    contract = rt.contract(run.dataset)
+    work = Path(tempfile.mkdtemp(prefix=f"{run.run_id[:40]}-"))
+    try:
+        local = rt.adapters.objects.download(run.bucket, run.key, work / PurePosixPath(run.key).name)
+        meta = RunMeta(
+            source_uri=f"s3://{run.bucket}/{run.key}",
+            source_version=run.source_version,
+            ingested_at=_ingested_at(run),
+            run_id=run.run_id,
+        )
+        result = ingest_file(
+            local,
+            contract,
+            inspection.get("table_uri") or rt.table_uri(run.dataset),
+            meta,
+            app_id=inspection.get("app_id")
+            or app_id_for(run.dataset, run.bucket, run.key, run.source_version),
+            work_dir=work / "work",
+            storage_options=rt.storage_options,
+            memory_limit=rt.settings.duckdb_memory_limit,
+            threads=rt.settings.duckdb_threads,
+            source_name=f"s3://{run.bucket}/{run.key}",
+        )
+        out = result.as_dict()
+        out.pop("rejects_path")
+        out["rejects_uri"] = None
+        if result.rejects_path:
+            key = f"rows/{run.dataset}/{run.run_id}/rejects.parquet"
+            rt.adapters.objects.put_file(rt.settings.quarantine_bucket, key, Path(result.rejects_path))
+            out["rejects_uri"] = rt.adapters.objects.uri(rt.settings.quarantine_bucket, key)
+        _ledger(rt, run, status="DUPLICATE" if result.status == "duplicate" else "COMMITTED", commit=out)
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _ingested_at(run: RunState) -> datetime:
+    """The run's start, so a retried commit stamps the same time (and engines agree)."""
+    started = run.raw.get("started_at") or run.raw.get("event_time")
+    if isinstance(started, str) and started:
+        try:
+            parsed = datetime.fromisoformat(started.replace("Z", "+00:00"))
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    return datetime.now(UTC)
+
+
+def read_job_result(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    """`ReadGlueResult`: the commit result the Glue job wrote next to the lake."""
+    run = RunState.parse(event)
+    key = f"runs/{run.run_id}/commit.json"
+    try:
+        data = rt.adapters.objects.read_bytes(rt.settings.lake_bucket, key)
+    except FileNotFoundError as exc:
+        raise InvalidInputError(f"the Glue job left no result at {key}") from exc
+    result: dict[str, Any] = json.loads(data)
+    _ledger(
+        rt, run, status="DUPLICATE" if result.get("status") == "duplicate" else "COMMITTED", commit=result
+    )
+    return result
+
+
+def register_table(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    """`RegisterTable` / `SyncCatalog`: catalog entry (table_type=DELTA) with the table's schema."""
+    dataset = str(event.get("run", event).get("dataset") or "")
+    if not dataset:
+        raise InvalidInputError("register_table: input lacks 'dataset'")
+    uri = rt.table_uri(dataset)
+    columns = tables.columns(uri, rt.storage_options)
+    partitions = tables.partition_columns(uri, rt.storage_options)
+    outcome = rt.adapters.catalog.upsert_delta_table(
+        rt.settings.glue_database, dataset, uri, columns, partitions
+    )
+    return {"database": rt.settings.glue_database, "table": dataset, **outcome}
+
+
+def evaluate_checks(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    """`EvaluateChecks`: compare the Athena metrics with the contract's thresholds."""
+    run = RunState.parse(event)
+    contract = rt.contract(run.dataset)
+    metrics = metrics_from_athena(run.section("check_rows").get("ResultSet", run.section("check_rows")))
+    results = evaluate(contract.checks, metrics)
+    passed = all(r.passed or r.severity == "warn" for r in results)
+    out = {
+        "passed": passed,
+        "results": [r.as_dict() for r in results],
+        "failed": [r.name for r in results if not r.passed and r.severity == "fail"],
+        "warnings": [r.name for r in results if not r.passed and r.severity == "warn"],
+    }
+    _ledger(rt, run, status="CHECKED" if passed else "CHECKS_FAILED", checks=out)
+    return out
+
+
+def rollback_table(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    """`Rollback`: restore the version the run started from, if (and only if) this run committed."""
+    run = RunState.parse(event)
+    inspection = run.section("inspection")
+    uri = inspection.get("table_uri") or rt.table_uri(run.dataset)
+    table = open_table(uri, rt.storage_options)
+    if table is None:
+        return {"restored": False, "reason": "no table"}
+    app_id = inspection.get("app_id")
+    # The app transaction, not the state, says whether this run's commit landed (a Glue job may have
+    # committed and then failed before reporting).
+    committed = bool(app_id) and table.transaction_version(str(app_id)) is not None
+    commit = run.section("commit")
+    if commit.get("status") == "duplicate" or not committed:
+        return {"restored": False, "reason": "this run committed nothing", "version": table.version()}
+    before = int(commit.get("version_before", inspection.get("version_before", -1)))
+    target = max(before, 0)  # a table this run created goes back to its empty first version
+    after = commit.get("version_after")
+    result = tables.rollback(
+        uri,
+        target,
+        expected_current=int(after) if after is not None else None,
+        storage_options=rt.storage_options,
+        reason=f"rollback of run {run.run_id}",
+    )
+    _ledger(rt, run, status="ROLLED_BACK", rollback=result)
+    return result
+
+
+def quarantine_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
+    """`Quarantine`: copy the raw object aside with a machine-readable reason. The original stays."""
+    run = RunState.parse(event)
+    error = run.section("error")
+    cause: Any = error.get("Cause")
+    if isinstance(cause, str):
+        with contextlib.suppress(json.JSONDecodeError):
+            cause = json.loads(cause)
+    name = PurePosixPath(run.key).name or "object"
+    prefix = f"objects/{run.dataset}/{run.run_id}"
+    reason = {
+        "run_id": run.run_id,
+        "dataset": run.dataset,
+        "source": f"s3://{run.bucket}/{run.key}",
+        "source_version": run.source_version,
+        "error": error.get("Error", "Unknown"),
+        "message": cause.get("errorMessage") if isinstance(cause, dict) else cause,
+        "cause": cause,
+        "checks": run.raw.get("checks"),
+        "commit": run.raw.get("commit"),
+        "rollback": run.raw.get("rollback"),
+        "quarantined_at": _now(),
+    }
+    objects = rt.adapters.objects
+    bucket = rt.settings.quarantine_bucket
+    if run.bucket and run.key and objects.exists(run.bucket, run.key):
+        objects.copy(run.bucket, run.key, bucket, f"{prefix}/{name}")
+    objects.put_bytes(
+        bucket, f"{prefix}/{name}.reason.json", json.dumps(reason, indent=2, default=str).encode()
+    )
+    _ledger(rt, run, status="QUARANTINED", error=reason["error"], message=reason["message"])
+    return {
+        "object_uri": objects.uri(bucket, f"{prefix}/{name}"),
+        "reason_uri": objects.uri(bucket, f"{prefix}/{name}.reason.json"),
+        "error": reason["error"],
+        "message": reason["message"],
+    }

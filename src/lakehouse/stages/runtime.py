@@ -1,0 +1,82 @@
+"""What every stage needs, built once per process (a Lambda cold start, a local run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from lakehouse.adapters.factory import Adapters, build_adapters
+from lakehouse.contracts.loader import ContractRegistry
+from lakehouse.contracts.model import Contract
+from lakehouse.errors import ContractError, InvalidInputError
+from lakehouse.settings import Settings, get_settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    adapters: Adapters
+
+    @classmethod
+    def create(cls, settings: Settings | None = None, adapters: Adapters | None = None) -> Runtime:
+        settings = settings or get_settings()
+        return cls(settings, adapters or build_adapters(settings))
+
+    @cached_property
+    def contracts(self) -> ContractRegistry:
+        return ContractRegistry.from_dir(self.settings.datasets_dir)
+
+    def contract(self, dataset: str) -> Contract:
+        return self.contracts.get(dataset)
+
+    def table_uri(self, dataset: str) -> str:
+        return self.adapters.objects.uri(self.settings.lake_bucket, f"tables/{dataset}")
+
+    def derived_uri(self, model: str) -> str:
+        return self.adapters.objects.uri(self.settings.lake_bucket, f"derived/{model}")
+
+    @property
+    def storage_options(self) -> dict[str, str]:
+        return self.adapters.objects.storage_options()
+
+
+@dataclass(frozen=True)
+class RunState:
+    """The fields of the state machine's state that stages read (docs/ARCHITECTURE.md)."""
+
+    raw: dict[str, Any]
+
+    @classmethod
+    def parse(cls, event: Any) -> RunState:
+        if not isinstance(event, dict):
+            raise InvalidInputError(f"stage input must be a JSON object, got {type(event).__name__}")
+        state = event.get("run", event)
+        for required in ("run_id", "dataset"):
+            if not state.get(required):
+                raise ContractError(f"stage input lacks {required!r}")
+        return cls(dict(state))
+
+    @property
+    def run_id(self) -> str:
+        return str(self.raw["run_id"])
+
+    @property
+    def dataset(self) -> str:
+        return str(self.raw["dataset"])
+
+    @property
+    def bucket(self) -> str:
+        return str(self.raw.get("bucket", ""))
+
+    @property
+    def key(self) -> str:
+        return str(self.raw.get("key", ""))
+
+    @property
+    def source_version(self) -> str:
+        return str(self.raw.get("version_id") or self.raw.get("sequencer") or self.raw.get("etag") or "")
+
+    def section(self, name: str) -> dict[str, Any]:
+        value = self.raw.get(name)
+        return dict(value) if isinstance(value, dict) else {}

@@ -1,0 +1,85 @@
+"""`on_object_created`: turn object-created events into pipeline runs, each exactly once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from aws_lambda_powertools import Logger
+
+from lakehouse.errors import ContractError, TransientError
+from lakehouse.events import ObjectCreated, execution_name, run_input
+from lakehouse.stages.runtime import Runtime
+
+logger = Logger(child=True)
+
+
+class PipelineStarter(Protocol):
+    """Starts IngestStateMachine: Step Functions in AWS, the local executor on a laptop."""
+
+    def start(self, name: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """Start (or find) the execution `name`; a duplicate is not an error."""
+
+
+class StepFunctionsStarter:
+    """StartExecution with the deterministic name: the same object never runs twice."""
+
+    def __init__(self, state_machine_arn: str, region: str, client: Any = None) -> None:
+        if not state_machine_arn:
+            raise ContractError("STATE_MACHINE_ARN is not set")
+        self.arn = state_machine_arn
+        self.region = region
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("stepfunctions", region_name=self.region)
+        return self._client
+
+    def start(self, name: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.start_execution(
+                stateMachineArn=self.arn, name=name, input=json.dumps(payload)
+            )
+            return {"execution_arn": response["executionArn"], "started": True}
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ExecutionAlreadyExists":
+                # Same name: this object was already taken; StartExecution is our idempotency key.
+                return {
+                    "execution_arn": f"{self.arn.replace(':stateMachine:', ':execution:')}:{name}",
+                    "started": False,
+                }
+            if code in {"ThrottlingException", "ServiceUnavailable", "InternalServerError"}:
+                raise TransientError(f"StartExecution {name}: {code}") from exc
+            raise
+
+
+def start_run(rt: Runtime, obj: ObjectCreated, starter: PipelineStarter) -> dict[str, Any] | None:
+    """Start the run for one object; None for objects no dataset claims (logged, not retried)."""
+    if obj.bucket != rt.settings.landing_bucket:
+        logger.warning("ignoring an object outside the landing bucket", extra={"bucket": obj.bucket})
+        return None
+    try:
+        contract = rt.contracts.for_key(obj.key)
+    except ContractError:
+        logger.warning("no dataset contract claims this key", extra={"key": obj.key})
+        return None
+    if obj.key.endswith("/"):
+        return None  # a "folder" marker, not a file
+    name = execution_name(contract.name, obj)
+    payload = run_input(contract.name, obj)
+    started = starter.start(name, payload)
+    if started.get("started"):
+        try:
+            rt.adapters.ledger.put(name, {**payload, "status": "STARTED", **started})
+        except Exception:
+            logger.exception("could not write the run ledger")
+    logger.info("run started" if started.get("started") else "duplicate event", extra={"run_id": name})
+    return {"run_id": name, "dataset": contract.name, "key": obj.key, **started}
