@@ -80,3 +80,20 @@ class RunState:
     def section(self, name: str) -> dict[str, Any]:
         value = self.raw.get(name)
         return dict(value) if isinstance(value, dict) else {}
+
+
+_RUNTIMES: dict[tuple[tuple[str, Any], ...], Runtime] = {}
+
+
+def get_runtime() -> Runtime:
+    """The runtime for the current environment, built once per distinct configuration.
+
+    Lambda handlers call this on every invocation: in AWS the environment never changes, so it is
+    built once per cold start; locally one process may serve several homes one after another.
+    """
+    settings = Settings()
+    key = tuple(sorted(settings.model_dump().items(), key=lambda kv: kv[0]))
+    key = tuple((k, str(v)) for k, v in key)
+    if key not in _RUNTIMES:
+        _RUNTIMES[key] = Runtime.create(settings)
+    return _RUNTIMES[key]

@@ -83,3 +83,12 @@ def start_run(rt: Runtime, obj: ObjectCreated, starter: PipelineStarter) -> dict
             logger.exception("could not write the run ledger")
     logger.info("run started" if started.get("started") else "duplicate event", extra={"run_id": name})
     return {"run_id": name, "dataset": contract.name, "key": obj.key, **started}
+
+
+def default_starter(rt: Runtime) -> PipelineStarter:
+    """Step Functions in AWS; the local executor (lakehouse.local) on a laptop."""
+    if rt.settings.backend == "aws":
+        return StepFunctionsStarter(rt.settings.state_machine_arn, rt.settings.region)
+    from lakehouse.local.starter import LocalStarter
+
+    return LocalStarter(rt)

@@ -1,0 +1,22 @@
+"""CommitWithLambda: DuckDB + delta-rs commit of a small file, exactly once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from lakehouse.stages.ingest import commit_object
+from lakehouse.stages.runtime import get_runtime
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context(correlation_id_path="run_id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return commit_object(get_runtime(), event)
