@@ -124,22 +124,29 @@ esac
 require_tools
 
 log "cfn-lint $CFN_LINT_VERSION (errors and warnings fail)"
-"$TOOLS/cfn-lint/bin/cfn-lint" --regions "$REGION" -- template.yaml
+"$TOOLS/cfn-lint/bin/cfn-lint" --regions "$REGION" -- template.yaml connectors/athena-dynamodb.yaml
 echo "cfn-lint: clean"
 
 log "sam validate --lint"
 "$TOOLS/sam/bin/sam" validate --lint --template-file template.yaml --region "$REGION"
+"$TOOLS/sam/bin/sam" validate --lint --template-file connectors/athena-dynamodb.yaml --region "$REGION"
 
-log "ASL: statelint + asl-validator"
+log "ASL: statelint $STATELINT_VERSION + asl-validator $ASL_VALIDATOR_VERSION"
+# Both linters require Task "Resource" to be an ARN, so lint the definitions with their ${...}
+# DefinitionSubstitutions resolved to sample values of the right kind (scripts/asl_resolve.py).
+asl_out=.aws-sam/asl-lint
+mkdir -p "$asl_out"
 for asl in statemachine/*.asl.json; do
-  "$TOOLS/npm/node_modules/.bin/statelint" "$asl"
-  "$TOOLS/npm/node_modules/.bin/asl-validator" --silent --json-definition-file "$asl"
-  echo "$asl: valid"
+  resolved="$asl_out/$(basename "$asl")"
+  "$TOOLS/cfn-lint/bin/python" scripts/asl_resolve.py "$asl" "$resolved"
+  "$TOOLS/npm/node_modules/.bin/statelint" "$resolved"
+  "$TOOLS/npm/node_modules/.bin/asl-validator" --silent --json-path "$resolved"
+  echo "$asl: valid (statelint, asl-validator)"
 done
 
 log "checkov $CHECKOV_VERSION (cloudformation)"
-"$TOOLS/checkov/bin/checkov" -f template.yaml --framework cloudformation --quiet --compact \
-  --skip-download --output cli
+"$TOOLS/checkov/bin/checkov" -f template.yaml -f connectors/athena-dynamodb.yaml \
+  --framework cloudformation --quiet --compact --skip-download --output cli
 
 sam_build
 size_check
