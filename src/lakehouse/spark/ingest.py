@@ -1,0 +1,662 @@
+"""The Spark ingest engine (Glue, large objects): the same contract SQL and semantics as the DuckDB engine.
+
+The file becomes the view `src` (every field a string, plus `_row`, the data row's ordinal in the
+file), `compile_ingest(...).sql("spark")` becomes the view `transformed`, and accepted rows are
+committed with a Delta app transaction (`txnAppId`/`txnVersion`), so a replay adds nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import posixpath
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F  # noqa: N812
+from pyspark.sql.types import StringType, StructField, StructType
+from pyspark.sql.window import Window
+
+from lakehouse.contracts.model import Contract, FormatSpec
+from lakehouse.engine.delta import TABLE_CONFIGURATION
+from lakehouse.engine.formats import SAMPLE_BYTES, Detected, detect, detect_file
+from lakehouse.errors import InvalidInputError, RowRuleViolationError, SchemaMismatchError
+from lakehouse.sql.compiler import (
+    REJECT_ACTION,
+    REJECT_REASON,
+    ROW_ORDINAL,
+    IngestPlan,
+    RunMeta,
+    accepted_rows,
+    compile_ingest,
+    ident,
+    rejected_rows,
+    sql_type,
+)
+
+APP_VERSION = 1  # one app id per source object, so its version is always 1 (docs/ARCHITECTURE.md)
+CORRUPT = "_corrupt_record"
+_MID = "_lakehouse_mid"
+TXN_APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
+TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
+AUTO_MERGE_CONF = "spark.databricks.delta.schema.autoMerge.enabled"
+
+
+# ---------------------------------------------------------------------------------------------
+# The table: version, app transactions and schema, read from the Delta log through the JVM.
+
+
+def delta_path(uri: str) -> str:
+    """`delta.`<uri>`` for SQL, with backticks in the path escaped."""
+    return "delta.`" + uri.replace("`", "``") + "`"
+
+
+def _jvm(spark: SparkSession) -> Any:
+    """The py4j gateway's JVM view (the Delta log, Hadoop FileSystem, commons-io)."""
+    jvm = spark._jvm
+    if jvm is None:
+        raise RuntimeError("the Spark session has no JVM gateway (Spark Connect is not supported)")
+    return jvm
+
+
+def _delta_log(spark: SparkSession, uri: str) -> Any:
+    return _jvm(spark).org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, uri)
+
+
+def _snapshot(spark: SparkSession, uri: str) -> Any:
+    log = _delta_log(spark, uri)
+    defaults = [getattr(log, f"update$default${i}")() for i in (1, 2, 3)]
+    return log.update(*defaults)
+
+
+def table_state(spark: SparkSession, uri: str, app_id: str | None = None) -> tuple[int, int | None]:
+    """(version or -1 when there is no table, the app id's transaction version or None)."""
+    snapshot = _snapshot(spark, uri)
+    version = int(snapshot.version())
+    if version < 0 or app_id is None:
+        return version, None
+    found = snapshot.transactions().get(app_id)
+    return version, (int(found.get()) if found.isDefined() else None)
+
+
+def _contract_type(spark_type: str) -> str:
+    name = spark_type.replace(" ", "").lower()
+    return "timestamp" if name == "timestamp_ntz" else name
+
+
+def table_columns(spark: SparkSession, uri: str) -> dict[str, str]:
+    """name → contract type for the table's current schema."""
+    schema = spark.read.format("delta").load(uri).schema
+    return {f.name: _contract_type(f.dataType.simpleString()) for f in schema.fields}
+
+
+def spark_type(contract_type: str) -> str:
+    """Contract type → Spark SQL DDL type (timestamps are UTC instants: TIMESTAMP)."""
+    return {"string": "STRING", "int": "INT"}.get(contract_type, contract_type.upper())
+
+
+def create_table(
+    spark: SparkSession, uri: str, columns: list[tuple[str, str]], partition_by: list[str]
+) -> None:
+    """Create the table if it does not exist, with the same properties delta-rs tables get."""
+    cols = ", ".join(f"`{n}` {spark_type(t)}" for n, t in columns)
+    parts = f" PARTITIONED BY ({', '.join(f'`{c}`' for c in partition_by)})" if partition_by else ""
+    props = ", ".join(f"'{k}' = '{v}'" for k, v in TABLE_CONFIGURATION.items() if v is not None)
+    spark.sql(
+        f"CREATE TABLE IF NOT EXISTS {delta_path(uri)} ({cols}) USING DELTA{parts} TBLPROPERTIES ({props})"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The file: what it is (from its bytes), and the relation `src`.
+
+
+def _is_local(uri: str) -> bool:
+    scheme = urlparse(uri).scheme
+    return scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt")
+
+
+def _local_path(uri: str) -> Path:
+    return Path(urlparse(uri).path if uri.startswith("file:") else uri)
+
+
+def _hadoop_path(spark: SparkSession, uri: str) -> tuple[Any, Any]:
+    jvm = _jvm(spark)
+    path = jvm.org.apache.hadoop.fs.Path(uri)
+    return path, path.getFileSystem(spark._jsc.hadoopConfiguration())
+
+
+def detect_object(spark: SparkSession, uri: str, name: str) -> Detected:
+    """Classify the object from its first 64 KiB and last 4 bytes (local files or any Hadoop FS)."""
+    if _is_local(uri):
+        return detect_file(_local_path(uri), name)
+    path, fs = _hadoop_path(spark, uri)
+    size = int(fs.getFileStatus(path).getLen())
+    io_utils = _jvm(spark).org.apache.commons.io.IOUtils
+    stream = fs.open(path)
+    try:
+        head = bytes(io_utils.toByteArray(stream, min(size, SAMPLE_BYTES)))
+        tail = b""
+        if size >= 4:
+            stream.seek(size - 4)
+            tail = bytes(io_utils.toByteArray(stream, 4))
+    finally:
+        stream.close()
+    return detect(head, tail, size, name)
+
+
+def _readable_uri(spark: SparkSession, uri: str, detected: Detected, scratch: str) -> str:
+    """A path Spark reads as the bytes say: Hadoop picks codecs by extension and hides `_`/`.` names."""
+    base = posixpath.basename(uri.rstrip("/"))
+    gz_named = base.endswith(".gz")
+    is_gzip = detected.compression == "gzip"
+    if gz_named == is_gzip and not base.startswith(("_", ".")):
+        return uri
+    stem = base.lstrip("_.").removesuffix(".gz") or "object"
+    target = posixpath.join(scratch, stem + (".gz" if is_gzip else ""))
+    if _is_local(uri) and _is_local(target):
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        if os.path.lexists(target):
+            os.unlink(target)
+        os.symlink(os.path.abspath(_local_path(uri)), target)
+        return target
+    src, src_fs = _hadoop_path(spark, uri)
+    dst, dst_fs = _hadoop_path(spark, target)
+    _jvm(spark).org.apache.hadoop.fs.FileUtil.copy(
+        src_fs, src, dst_fs, dst, False, True, spark._jsc.hadoopConfiguration()
+    )
+    return target
+
+
+def _header(spark: SparkSession, uri: str, spec: FormatSpec) -> list[str]:
+    """The CSV header's field names, parsed with the contract's dialect (exactly as written)."""
+    first = spark.read.text(uri).limit(1).collect()
+    if not first:
+        return []
+    line = str(first[0][0] or "").lstrip("\ufeff")
+    escape = spec.escape or spec.quote
+    reader = csv.reader(
+        [line],
+        delimiter=spec.delimiter,
+        quotechar=spec.quote,
+        doublequote=escape == spec.quote,
+        escapechar=None if escape == spec.quote else escape,
+    )
+    return next(reader, [])
+
+
+class _Source:
+    """The file as a DataFrame of strings with `_row`, and the CSV lines the reader set aside."""
+
+    def __init__(
+        self, spark: SparkSession, uri: str, contract: Contract, detected: Detected, name: str
+    ) -> None:
+        self.spark = spark
+        spec = contract.format
+        self.malformed: list[tuple[int, str, str]] = []
+        self._delimiter = spec.delimiter
+        self._persisted: DataFrame | None = None
+        if detected.kind != spec.type:
+            raise InvalidInputError(
+                f"{name}: the contract of {contract.name!r} expects {spec.type} "
+                f"but the file is {detected.kind}"
+            )
+        try:
+            if detected.kind == "csv":
+                raw, self.columns = self._csv(uri, spec)
+            elif detected.kind == "jsonl":
+                raw, self.columns = self._jsonl(uri, name)
+            else:
+                raw = spark.read.parquet(uri)
+                self.columns = list(raw.columns)
+                raw = raw.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in self.columns])
+        except InvalidInputError:
+            raise
+        except Exception as exc:
+            if "AnalysisException" in type(exc).__name__ or "Py4J" in type(exc).__name__:
+                raise InvalidInputError(f"{name}: cannot be read as {spec.type}: {_first_line(exc)}") from exc
+            raise
+        duplicates = sorted({c for c in self.columns if self.columns.count(c) > 1})
+        if duplicates:
+            raise SchemaMismatchError(f"{name}: the header names these columns more than once: {duplicates}")
+        self.frame = self._number(raw, has_corrupt=detected.kind == "csv", name=name, header=spec.header)
+
+    def _csv(self, uri: str, spec: FormatSpec) -> tuple[DataFrame, list[str]]:
+        if spec.header:
+            columns = _header(self.spark, uri, spec)
+        else:
+            first = self.spark.read.options(sep=spec.delimiter, quote=spec.quote).csv(uri).columns
+            width = len(str(max(len(first) - 1, 0)))
+            columns = [f"column{str(i).zfill(width)}" for i in range(len(first))]
+        if not columns:
+            raise InvalidInputError(f"{uri}: has no header line")
+        markers = list(spec.null_markers)
+        # Spark reads one null marker; the others are mapped to NULL below. (An empty unquoted field is
+        # always NULL in Spark, even when "" is not a marker.)
+        null_value = "" if "" in markers or not markers else markers[0]
+        # Field names follow the header when Spark's header check would accept them (no warning);
+        # positional names otherwise (duplicates are reported below with the header's own names).
+        folded = [c.lower() for c in columns]
+        unique = len(set(folded)) == len(folded) and all(columns) and CORRUPT not in folded
+        names = list(columns) if unique and spec.header else [f"c{i}" for i in range(len(columns))]
+        schema = StructType([StructField(n, StringType()) for n in names])
+        schema = schema.add(StructField(CORRUPT, StringType()))
+        frame = (
+            self.spark.read.options(
+                header="true" if spec.header else "false",
+                sep=spec.delimiter,
+                quote=spec.quote,
+                escape=spec.escape or spec.quote,
+                nullValue=null_value,
+                encoding="UTF-8",
+                mode="PERMISSIVE",
+                columnNameOfCorruptRecord=CORRUPT,
+                # Quoted fields may span lines, as DuckDB reads them; it makes one split per file.
+                multiLine="true",
+                enforceSchema="true",
+                ignoreLeadingWhiteSpace="false",
+                ignoreTrailingWhiteSpace="false",
+            )
+            .schema(schema)
+            .csv(uri)
+        )
+        others = [m for m in markers if m != null_value]
+        fields = []
+        for name, field_name in zip(columns, names, strict=True):
+            value = F.col(f"`{field_name}`")
+            if others:
+                value = F.when(value.isin(others), F.lit(None).cast("string")).otherwise(value)
+            fields.append(value.alias(name))
+        return frame.select(*fields, F.col(CORRUPT)), columns
+
+    def _jsonl(self, uri: str, name: str) -> tuple[DataFrame, list[str]]:
+        frame = self.spark.read.options(
+            primitivesAsString="true", mode="PERMISSIVE", columnNameOfCorruptRecord=CORRUPT, multiLine="false"
+        ).json(uri)
+        frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+        if CORRUPT in frame.columns:
+            bad = frame.where(F.col(CORRUPT).isNotNull()).limit(1).collect()
+            if bad:
+                raise InvalidInputError(
+                    f"{name}: cannot be read as jsonl: malformed JSON: {str(bad[0][CORRUPT])[:200]!r}"
+                )
+        columns = sorted(c for c in frame.columns if c != CORRUPT)
+        if not columns:
+            raise InvalidInputError(f"{name}: no JSON objects with fields")
+        types = {f.name: f.dataType for f in frame.schema.fields}
+        fields = []
+        for column in columns:
+            value = F.col(f"`{column}`")
+            if not isinstance(types[column], StringType):
+                value = F.to_json(value)  # nested objects and arrays stay JSON text
+            fields.append(value.alias(column))
+        return frame.select(*fields), columns
+
+    def _number(self, raw: DataFrame, *, has_corrupt: bool, name: str, header: bool) -> DataFrame:
+        """Add `_row` (1-based, file order, malformed lines not counted) without a global sort.
+
+        monotonically_increasing_id() is (partition << 33) + position; per-partition counts give each
+        partition's offset, so only a tiny aggregate is collected.
+        """
+        frame = raw.withColumn(_MID, F.monotonically_increasing_id()).persist(StorageLevel.MEMORY_AND_DISK)
+        self._persisted = frame
+        pid = F.shiftright(F.col(_MID), 33)
+        good: Column = F.col(CORRUPT).isNull() if has_corrupt else F.lit(True)
+        counts = (
+            frame.groupBy(pid.alias("pid"))
+            .agg(F.count(F.lit(1)).alias("n_all"), F.sum(F.when(good, 1).otherwise(0)).alias("n_good"))
+            .collect()
+        )
+        all_offsets, good_offsets = {}, {}
+        total_all = total_good = 0
+        for row in sorted(counts, key=lambda r: int(r["pid"])):
+            all_offsets[int(row["pid"])] = total_all
+            good_offsets[int(row["pid"])] = total_good
+            total_all += int(row["n_all"])
+            total_good += int(row["n_good"])
+
+        def offset(table: dict[int, int]) -> Column:
+            if not table:
+                return F.lit(0).cast("bigint")
+            pairs = [F.lit(x) for k, v in table.items() for x in (k, v)]
+            return F.element_at(F.create_map(*pairs), pid)
+
+        position = F.col(_MID) - F.shiftleft(pid, 33)  # 0-based within the partition, all records
+        data_cols = [c for c in frame.columns if c not in (CORRUPT, _MID)]
+        if has_corrupt and total_all != total_good:
+            line = offset(all_offsets) + position + (2 if header else 1)
+            bad = frame.where(~good).select(line.alias("line"), F.col(CORRUPT).alias("raw")).orderBy("line")
+            self.malformed = [
+                (
+                    int(r["line"]),
+                    _malformed_reason(str(r["raw"] or ""), len(data_cols), self._delimiter),
+                    str(r["raw"] or ""),
+                )
+                for r in bad.collect()
+            ]
+            ordinal = offset(good_offsets) + F.row_number().over(Window.partitionBy(pid).orderBy(_MID))
+            clean = frame.where(good)
+        else:
+            ordinal = offset(good_offsets) + position + 1
+            clean = frame
+        return clean.select(*[F.col(f"`{c}`") for c in data_cols], ordinal.cast("bigint").alias(ROW_ORDINAL))
+
+    def unpersist(self) -> None:
+        if self._persisted is not None:
+            self._persisted.unpersist()
+
+
+def _malformed_reason(raw: str, expected: int, delimiter: str) -> str:
+    """Why a CSV line was set aside (field counts, as far as a plain split can tell)."""
+    found = len(next(csv.reader([raw], delimiter=delimiter), []))
+    if found != expected:
+        return f"Expected Number of Columns: {expected} Found: {found}"
+    return "unparseable CSV record (bad quoting)"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema policy: identical to lakehouse.engine.ingest.
+
+
+def _check_file_schema(plan: IngestPlan, name: str) -> None:
+    contract = plan.contract
+    if contract.schema_evolution == "strict" and (plan.extra_columns or plan.missing_columns):
+        parts = []
+        if plan.missing_columns:
+            parts.append(f"missing columns {plan.missing_columns}")
+        if plan.extra_columns:
+            parts.append(f"unexpected columns {plan.extra_columns}")
+        hint = ""
+        if len(plan.extra_columns) == 1 and len(plan.missing_columns) > 1:
+            hint = f" (is the delimiter {contract.format.delimiter!r} right for this file?)"
+        raise SchemaMismatchError(
+            f"{name}: does not match the contract of {contract.name!r} (schema_evolution: strict): "
+            + "; ".join(parts)
+            + hint
+        )
+    required_missing = [c for c in plan.missing_columns if not contract.column(c).nullable]
+    if required_missing:
+        raise SchemaMismatchError(f"{name}: lacks required (non-nullable) columns {required_missing}")
+
+
+def _check_table_schema(
+    plan: IngestPlan, existing: dict[str, str] | None, name: str
+) -> tuple[bool, list[tuple[str, str]]]:
+    """Whether the commit must merge the schema, and the table's columns the file does not carry."""
+    if existing is None:
+        return False, []
+    conflicts = [
+        f"{c.name}: table has {existing[c.name]}, contract/file gives {c.type}"
+        for c in plan.columns
+        if c.name in existing and existing[c.name] != c.type
+    ]
+    if conflicts:
+        raise SchemaMismatchError(
+            f"{name}: column types differ from table {plan.contract.name!r}: " + "; ".join(conflicts)
+        )
+    new = [c.name for c in plan.columns if c.name not in existing]
+    if new and plan.contract.schema_evolution == "strict":
+        raise SchemaMismatchError(
+            f"{name}: would add columns {new} to table {plan.contract.name!r}, but schema_evolution is strict"
+        )
+    planned = {c.name for c in plan.columns}
+    absent = [(n, t) for n, t in existing.items() if n not in planned]
+    return bool(new), absent
+
+
+def _commit_sql(plan: IngestPlan, absent: list[tuple[str, str]]) -> str:
+    from sqlglot import exp
+
+    select = accepted_rows(plan)
+    for name, type_name in absent:
+        select = select.select(exp.alias_(exp.Cast(this=exp.Null(), to=sql_type(type_name)), ident(name)))
+    return select.sql(dialect="spark")
+
+
+# ---------------------------------------------------------------------------------------------
+# The ingest.
+
+
+def _write_rejects(spark: SparkSession, frame: DataFrame, rejects_uri: str) -> None:
+    """One Parquet file at exactly `rejects_uri` (like the DuckDB engine), via a temporary folder."""
+    staging = rejects_uri.rstrip("/") + ".staging"
+    frame.coalesce(1).write.mode("overwrite").parquet(staging)
+    src_dir, fs = _hadoop_path(spark, staging)
+    parts = [s.getPath() for s in fs.listStatus(src_dir) if s.getPath().getName().endswith(".parquet")]
+    if len(parts) != 1:
+        raise RuntimeError(f"expected one Parquet part in {staging}, found {len(parts)}")
+    dst, dst_fs = _hadoop_path(spark, rejects_uri)
+    if dst_fs.exists(dst):
+        dst_fs.delete(dst, True)
+    parent = dst.getParent()
+    if parent is not None:
+        dst_fs.mkdirs(parent)
+    if not fs.rename(parts[0], dst):
+        _jvm(spark).org.apache.hadoop.fs.FileUtil.copy(
+            fs, parts[0], dst_fs, dst, False, True, spark._jsc.hadoopConfiguration()
+        )
+    fs.delete(src_dir, True)
+
+
+def _partition_predicate(frame: DataFrame, contract: Contract) -> str:
+    """`replaceWhere` for exactly the partitions present in this file."""
+    rows = frame.select(*[F.col(f"`{c}`") for c in contract.partition_by]).distinct().collect()
+    clauses = []
+    for row in rows:
+        terms = []
+        for name in contract.partition_by:
+            value = row[name]
+            if value is None:
+                terms.append(f"`{name}` IS NULL")
+            else:
+                terms.append(f"`{name}` = '" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'")
+        clauses.append("(" + " AND ".join(terms) + ")")
+    return " OR ".join(clauses) or "false"
+
+
+def _commit(
+    spark: SparkSession,
+    contract: Contract,
+    table_uri: str,
+    commit: DataFrame,
+    accepted: int,
+    app_id: str,
+    merge_schema: bool,
+    meta: RunMeta,
+) -> int:
+    """Write the rows under the app transaction; returns the rows written (inserted + updated)."""
+    user_metadata = json.dumps({"lakehouse.run_id": meta.run_id, "lakehouse.source": meta.source_uri})
+    if contract.write_mode == "merge":
+        view = "lakehouse_commit_source"
+        commit.createOrReplaceTempView(view)
+        on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in contract.primary_key)
+        confs: dict[str, str] = {
+            TXN_APP_ID_CONF: app_id,
+            TXN_VERSION_CONF: str(APP_VERSION),
+            "spark.databricks.delta.commitInfo.userMetadata": user_metadata,
+        }
+        if merge_schema:
+            confs[AUTO_MERGE_CONF] = "true"
+        previous = {k: spark.conf.get(k, None) for k in confs}
+        try:
+            for key, value in confs.items():
+                spark.conf.set(key, value)
+            metrics = spark.sql(
+                f"MERGE INTO {delta_path(table_uri)} AS t USING {view} AS s ON {on} "
+                "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+            ).collect()
+        finally:
+            for key, old in previous.items():
+                if old is None:
+                    spark.conf.unset(key)
+                else:
+                    spark.conf.set(key, old)
+            spark.catalog.dropTempView(view)
+        row = metrics[0].asDict() if metrics else {}
+        return int(row.get("num_inserted_rows") or 0) + int(row.get("num_updated_rows") or 0)
+
+    writer = (
+        commit.write.format("delta")
+        .option("txnAppId", app_id)
+        .option("txnVersion", str(APP_VERSION))
+        .option("userMetadata", user_metadata)
+    )
+    if merge_schema:
+        writer = writer.option("mergeSchema", "true")
+    if contract.write_mode == "overwrite_partitions":
+        writer = writer.mode("overwrite").option("replaceWhere", _partition_predicate(commit, contract))
+    else:
+        writer = writer.mode("append")
+    writer.save(table_uri)
+    return accepted
+
+
+def ingest_object(
+    spark: SparkSession,
+    path_or_uri: str | Path,
+    contract: Contract,
+    table_uri: str,
+    meta: RunMeta,
+    *,
+    app_id: str,
+    rejects_uri: str,
+    source_name: str | None = None,
+    scratch_uri: str | None = None,
+) -> dict[str, Any]:
+    """Ingest one object (local path or any Hadoop URI, e.g. s3://) into the contract's table, exactly once.
+
+    Same semantics and result keys as `lakehouse.engine.ingest.ingest_file(...).as_dict()`; rejected
+    rows go to one Parquet file at `rejects_uri`.
+    """
+    started = time.monotonic()
+    uri = str(path_or_uri)
+    name = source_name or posixpath.basename(uri.rstrip("/"))
+
+    def result(status: str, **values: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "status": status,
+            "rows_read": 0,
+            "rows_written": 0,
+            "rows_rejected": 0,
+            "rows_dropped": 0,
+            "version_before": -1,
+            "version_after": -1,
+            "bytes_read": 0,
+            "duration_ms": 0,
+            "rejects_path": None,
+            "added_columns": [],
+            "format": None,
+        }
+        out.update(values)
+        out["duration_ms"] = int((time.monotonic() - started) * 1000)
+        return out
+
+    version_before, applied = table_state(spark, table_uri, app_id)
+    if applied is not None:
+        return result("duplicate", version_before=version_before, version_after=version_before)
+
+    detected = detect_object(spark, uri, name)
+    scratch = scratch_uri or (
+        tempfile.mkdtemp(prefix="lakehouse-spark-") if _is_local(uri) else rejects_uri.rstrip("/") + ".input"
+    )
+    readable = _readable_uri(spark, uri, detected, scratch)
+    source = _Source(spark, readable, contract, detected, name)
+    try:
+        plan = compile_ingest(contract, source.columns, meta)
+        _check_file_schema(plan, name)
+        existing = table_columns(spark, table_uri) if version_before >= 0 else None
+        merge_schema, absent = _check_table_schema(plan, existing, name)
+        source.frame.createOrReplaceTempView("src")
+        transformed = spark.sql(plan.sql("spark"))
+        transformed.createOrReplaceTempView("transformed")
+
+        # Pass 1: rows that break a rule, and the totals. Nothing is committed before this passes.
+        counts = transformed.agg(
+            F.count(F.lit(1)).alias("total"),
+            F.sum(F.when(F.col(REJECT_ACTION) == "drop", 1).otherwise(0)).alias("dropped"),
+            F.sum(F.when(F.col(REJECT_ACTION) == "fail", 1).otherwise(0)).alias("failed"),
+            F.sum(F.when(F.col(REJECT_ACTION) == "quarantine", 1).otherwise(0)).alias("quarantined"),
+        ).collect()[0]
+        rows_total = int(counts["total"] or 0)
+        rows_dropped = int(counts["dropped"] or 0)
+        rows_failed = int(counts["failed"] or 0)
+        rows_quarantined = int(counts["quarantined"] or 0)
+        malformed = source.malformed
+        if rows_total == 0 and not malformed:
+            raise InvalidInputError(f"{name}: has no data rows (empty, or a header only)")
+        if rows_failed:
+            first = (
+                transformed.where(F.col(REJECT_ACTION) == "fail")
+                .orderBy(ROW_ORDINAL)
+                .select(ROW_ORDINAL, REJECT_REASON)
+                .limit(1)
+                .collect()[0]
+            )
+            raise RowRuleViolationError(
+                f"{name}: {rows_failed} row(s) break a rule whose action is fail; "
+                f"first at data row {first[0]}: {first[1]}"
+            )
+        rejects_path: str | None = None
+        if rows_quarantined or malformed:
+            rejected_sql = rejected_rows(plan).where(f"{REJECT_ACTION} = 'quarantine'").sql(dialect="spark")
+            rejects = spark.sql(
+                f"SELECT CAST({ROW_ORDINAL} AS BIGINT) AS source_row, CAST(NULL AS BIGINT) AS source_line, "
+                f"{REJECT_REASON} AS reason, CAST(NULL AS STRING) AS raw_line FROM ({rejected_sql}) q"
+            )
+            if malformed:
+                bad = spark.createDataFrame(
+                    [(None, line, f"malformed line: {error}", raw) for line, error, raw in malformed],
+                    "source_row BIGINT, source_line BIGINT, reason STRING, raw_line STRING",
+                )
+                rejects = rejects.unionByName(bad)
+            _write_rejects(spark, rejects.orderBy("source_row", "source_line"), rejects_uri)
+            rejects_path = rejects_uri
+        accepted = rows_total - rows_dropped - rows_quarantined
+        if accepted == 0:
+            raise InvalidInputError(
+                f"{name}: every row was rejected ({rows_quarantined} quarantined, {rows_dropped} dropped, "
+                f"{len(malformed)} malformed); nothing to commit"
+            )
+
+        # Pass 2: commit the accepted rows with the app transaction.
+        if version_before < 0:
+            create_table(
+                spark, table_uri, [(c.name, c.type) for c in plan.columns], list(contract.partition_by)
+            )
+        commit = spark.sql(_commit_sql(plan, absent))
+        _, applied = table_state(spark, table_uri, app_id)
+        written = (
+            None
+            if applied is not None
+            else _commit(spark, contract, table_uri, commit, accepted, app_id, merge_schema, meta)
+        )
+        version_after, applied = table_state(spark, table_uri, app_id)
+        status = "committed" if written is not None and applied == APP_VERSION else "duplicate"
+        return result(
+            status,
+            rows_read=rows_total + len(malformed),
+            rows_written=written or 0,
+            rows_rejected=rows_quarantined + len(malformed),
+            rows_dropped=rows_dropped,
+            version_before=version_before,
+            version_after=version_after if status == "committed" else version_before,
+            bytes_read=detected.size_bytes,
+            rejects_path=rejects_path,
+            added_columns=plan.added_columns,
+            format=detected.kind,
+        )
+    finally:
+        source.unpersist()
+        for view in ("src", "transformed"):
+            spark.catalog.dropTempView(view)
