@@ -153,3 +153,32 @@ def assert_rows_equal(actual_rows: list[dict[str, Any]], expected: dict[str, Any
                 assert type(got[column]) is type(expect), (
                     f"column {column}: table gives {type(got[column]).__name__}, expected {type(expect).__name__}"
                 )
+
+
+# --- concurrent writers (run in spawned processes) -----------------------------------------------
+
+
+def ingest_in_process(
+    args: tuple[str, str, str, str, str, str, dict[str, str] | None, Any],
+) -> dict[str, Any]:
+    """Worker for multiprocessing: ingest one file and report the outcome (never raises).
+
+    args = (path, contract text, table uri, work dir, app id, run id, storage options, barrier).
+    """
+    path, contract_text, uri, work_dir, app, run_id, options, barrier = args
+    contract = parse_contract(contract_text, "contract.yaml")
+    if barrier is not None:
+        barrier.wait(timeout=60)
+    try:
+        result = ingest_file(
+            Path(path),
+            contract,
+            uri,
+            meta_for(Path(path), run_id),
+            app_id=app,
+            work_dir=Path(work_dir),
+            storage_options=options,
+        )
+    except Exception as exc:  # reported to the test, which asserts on it
+        return {"status": "error", "error": type(exc).__name__, "message": str(exc)}
+    return {"status": result.status, "rows_written": result.rows_written, "version": result.version_after}

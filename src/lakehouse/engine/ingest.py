@@ -334,7 +334,7 @@ def ingest_file(
                 storage_options,
             )
         commit_sql = _commit_select(plan, absent)
-        written = _commit(
+        outcome = _commit(
             con,
             contract,
             table_uri,
@@ -345,17 +345,17 @@ def ingest_file(
             meta,
             rows_total - rows_dropped - rows_quarantined,
         )
-        after = open_table(table_uri, storage_options)
-        version_after = after.version() if after is not None else -1
-        status = "duplicate" if written is None else "committed"
+        status = "duplicate" if outcome is None else "committed"
+        # The version this commit created (re-opening the table could see a later writer's commit).
+        written, version_after = outcome if outcome is not None else (0, version_before)
         return IngestResult(
             status=status,
             rows_read=rows_total + len(malformed),
-            rows_written=written or 0,
+            rows_written=written,
             rows_rejected=rows_quarantined + len(malformed),
             rows_dropped=rows_dropped,
             version_before=version_before,
-            version_after=version_after if status == "committed" else version_before,
+            version_after=version_after,
             bytes_read=detected.size_bytes,
             duration_ms=int((time.monotonic() - started) * 1000),
             rejects_path=str(rejects_path) if rejects_path.exists() else None,
@@ -376,14 +376,14 @@ def _commit(
     storage_options: dict[str, str] | None,
     meta: RunMeta,
     expected_rows: int,
-) -> int | None:
-    """Write the rows; None if the app transaction was already applied (a duplicate)."""
+) -> tuple[int, int] | None:
+    """Write the rows: (rows written, version committed); None if the app transaction was already applied."""
     props = CommitProperties(
         app_transactions=[Transaction(app_id, APP_VERSION)],
         custom_metadata={"lakehouse.run_id": meta.run_id, "lakehouse.source": meta.source_uri},
     )
 
-    def attempt(_: int) -> int | None:
+    def attempt(_: int) -> tuple[int, int] | None:
         table = DeltaTable(table_uri, storage_options=storage_options)
         # Read the app transaction on the very snapshot we commit against.
         if table.transaction_version(app_id) is not None:
@@ -403,9 +403,10 @@ def _commit(
                 .when_not_matched_insert_all()
                 .execute()
             )
-            return int(metrics.get("num_target_rows_inserted", 0)) + int(
+            merged = int(metrics.get("num_target_rows_inserted", 0)) + int(
                 metrics.get("num_target_rows_updated", 0)
             )
+            return merged, table.version()
         partition_by = list(contract.partition_by) or None
         schema_mode: Literal["merge"] | None = "merge" if merge_schema else None
         if contract.write_mode == "overwrite_partitions":
@@ -428,7 +429,7 @@ def _commit(
                 commit_properties=props,
             )
         # Counted in pass 1; counting again here would read the file a third time.
-        return expected_rows
+        return expected_rows, table.version()
 
     return with_commit_retries(attempt)
 
