@@ -25,7 +25,7 @@ from pyspark.sql.window import Window
 
 from lakehouse.contracts.model import Contract, FormatSpec
 from lakehouse.engine.delta import TABLE_CONFIGURATION
-from lakehouse.engine.formats import SAMPLE_BYTES, Detected, detect, detect_file
+from lakehouse.engine.formats import SAMPLE_BYTES, Detected, check_utf8, detect, detect_file
 from lakehouse.errors import InvalidInputError, RowRuleViolationError, SchemaMismatchError
 from lakehouse.sql.compiler import (
     REJECT_ACTION,
@@ -57,6 +57,11 @@ def delta_path(uri: str) -> str:
     return "delta.`" + uri.replace("`", "``") + "`"
 
 
+def _c(name: str) -> Column:
+    """A column by its exact name (dots, spaces and backticks included)."""
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
 def _jvm(spark: SparkSession) -> Any:
     """The py4j gateway's JVM view (the Delta log, Hadoop FileSystem, commons-io)."""
     jvm = spark._jvm
@@ -65,19 +70,19 @@ def _jvm(spark: SparkSession) -> Any:
     return jvm
 
 
-def _delta_log(spark: SparkSession, uri: str) -> Any:
+def delta_log(spark: SparkSession, uri: str) -> Any:
     return _jvm(spark).org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, uri)
 
 
-def _snapshot(spark: SparkSession, uri: str) -> Any:
-    log = _delta_log(spark, uri)
+def delta_snapshot(spark: SparkSession, uri: str) -> Any:
+    log = delta_log(spark, uri)
     defaults = [getattr(log, f"update$default${i}")() for i in (1, 2, 3)]
     return log.update(*defaults)
 
 
 def table_state(spark: SparkSession, uri: str, app_id: str | None = None) -> tuple[int, int | None]:
     """(version or -1 when there is no table, the app id's transaction version or None)."""
-    snapshot = _snapshot(spark, uri)
+    snapshot = delta_snapshot(spark, uri)
     version = int(snapshot.version())
     if version < 0 or app_id is None:
         return version, None
@@ -174,21 +179,15 @@ def _readable_uri(spark: SparkSession, uri: str, detected: Detected, scratch: st
     return target
 
 
-def _header(spark: SparkSession, uri: str, spec: FormatSpec) -> list[str]:
-    """The CSV header's field names, parsed with the contract's dialect (exactly as written)."""
+def _header(spark: SparkSession, uri: str, spec: FormatSpec, name: str) -> list[str]:
+    """The CSV header's field names, read by us (as the DuckDB engine does): stripped, blanks named."""
     first = spark.read.text(uri).limit(1).collect()
-    if not first:
-        return []
-    line = str(first[0][0] or "").lstrip("\ufeff")
-    escape = spec.escape or spec.quote
-    reader = csv.reader(
-        [line],
-        delimiter=spec.delimiter,
-        quotechar=spec.quote,
-        doublequote=escape == spec.quote,
-        escapechar=None if escape == spec.quote else escape,
-    )
-    return next(reader, [])
+    line = str(first[0][0] or "").lstrip("\ufeff") if first else ""
+    fields = next(csv.reader([line], delimiter=spec.delimiter, quotechar=spec.quote), [])
+    names = [n.strip() for n in fields]
+    if not names or all(not n for n in names):
+        raise InvalidInputError(f"{name}: the first line should be a header but is empty")
+    return [n or f"column{i}" for i, n in enumerate(names)]
 
 
 class _Source:
@@ -207,15 +206,19 @@ class _Source:
                 f"{name}: the contract of {contract.name!r} expects {spec.type} "
                 f"but the file is {detected.kind}"
             )
+        if detected.kind in ("csv", "jsonl") and _is_local(uri):
+            # Spark would replace invalid bytes with U+FFFD silently; fail like the DuckDB engine.
+            # (Remote objects are not pre-scanned: that would read them twice.)
+            check_utf8(_local_path(uri), detected.compression, name)
         try:
             if detected.kind == "csv":
-                raw, self.columns = self._csv(uri, spec)
+                raw, self.columns = self._csv(uri, spec, contract, name)
             elif detected.kind == "jsonl":
                 raw, self.columns = self._jsonl(uri, name)
             else:
                 raw = spark.read.parquet(uri)
                 self.columns = list(raw.columns)
-                raw = raw.select(*[F.col(f"`{c}`").cast("string").alias(c) for c in self.columns])
+                raw = raw.select(*[_c(c).cast("string").alias(c) for c in self.columns])
         except InvalidInputError:
             raise
         except Exception as exc:
@@ -227,15 +230,11 @@ class _Source:
             raise SchemaMismatchError(f"{name}: the header names these columns more than once: {duplicates}")
         self.frame = self._number(raw, has_corrupt=detected.kind == "csv", name=name, header=spec.header)
 
-    def _csv(self, uri: str, spec: FormatSpec) -> tuple[DataFrame, list[str]]:
+    def _csv(self, uri: str, spec: FormatSpec, contract: Contract, name: str) -> tuple[DataFrame, list[str]]:
         if spec.header:
-            columns = _header(self.spark, uri, spec)
+            columns = _header(self.spark, uri, spec, name)
         else:
-            first = self.spark.read.options(sep=spec.delimiter, quote=spec.quote).csv(uri).columns
-            width = len(str(max(len(first) - 1, 0)))
-            columns = [f"column{str(i).zfill(width)}" for i in range(len(first))]
-        if not columns:
-            raise InvalidInputError(f"{uri}: has no header line")
+            columns = [c.source_name for c in contract.columns]
         markers = list(spec.null_markers)
         # Spark reads one null marker; the others are mapped to NULL below. (An empty unquoted field is
         # always NULL in Spark, even when "" is not a marker.)
@@ -269,7 +268,7 @@ class _Source:
         others = [m for m in markers if m != null_value]
         fields = []
         for name, field_name in zip(columns, names, strict=True):
-            value = F.col(f"`{field_name}`")
+            value = _c(field_name)
             if others:
                 value = F.when(value.isin(others), F.lit(None).cast("string")).otherwise(value)
             fields.append(value.alias(name))
@@ -292,7 +291,7 @@ class _Source:
         types = {f.name: f.dataType for f in frame.schema.fields}
         fields = []
         for column in columns:
-            value = F.col(f"`{column}`")
+            value = _c(column)
             if not isinstance(types[column], StringType):
                 value = F.to_json(value)  # nested objects and arrays stay JSON text
             fields.append(value.alias(column))
@@ -345,7 +344,7 @@ class _Source:
         else:
             ordinal = offset(good_offsets) + position + 1
             clean = frame
-        return clean.select(*[F.col(f"`{c}`") for c in data_cols], ordinal.cast("bigint").alias(ROW_ORDINAL))
+        return clean.select(*[_c(c) for c in data_cols], ordinal.cast("bigint").alias(ROW_ORDINAL))
 
     def unpersist(self) -> None:
         if self._persisted is not None:
@@ -451,7 +450,7 @@ def _write_rejects(spark: SparkSession, frame: DataFrame, rejects_uri: str) -> N
 
 def _partition_predicate(frame: DataFrame, contract: Contract) -> str:
     """`replaceWhere` for exactly the partitions present in this file."""
-    rows = frame.select(*[F.col(f"`{c}`") for c in contract.partition_by]).distinct().collect()
+    rows = frame.select(*[_c(c) for c in contract.partition_by]).distinct().collect()
     clauses = []
     for row in rows:
         terms = []

@@ -1,0 +1,107 @@
+"""What the Spark job entry points share: run input → one ingest, and JSON results next to the lake."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from lakehouse.contracts import ContractRegistry
+from lakehouse.engine.ingest import app_id_for
+from lakehouse.errors import ContractError
+from lakehouse.sql.compiler import RunMeta
+
+
+def _jvm(spark: SparkSession) -> Any:
+    from lakehouse.spark.ingest import _jvm as jvm
+
+    return jvm(spark)
+
+
+def write_text(spark: SparkSession, uri: str, text: str) -> None:
+    """Write a small UTF-8 object through Hadoop's FileSystem (s3://, file:// or a local path)."""
+    if "://" not in uri or uri.startswith("file:"):
+        path = Path(uri.removeprefix("file://"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return
+    jvm = _jvm(spark)
+    hpath = jvm.org.apache.hadoop.fs.Path(uri)
+    fs = hpath.getFileSystem(spark._jsc.hadoopConfiguration())
+    stream = fs.create(hpath, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+
+
+def ingested_at(run: dict[str, Any]) -> datetime:
+    """The run's start (as the Lambda path stamps it), so a retried job writes the same instant."""
+    started = run.get("started_at") or run.get("event_time")
+    if isinstance(started, str) and started:
+        try:
+            parsed = datetime.fromisoformat(started.replace("Z", "+00:00"))
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    return datetime.now(UTC)
+
+
+def ingest_run(
+    spark: SparkSession,
+    run: dict[str, Any],
+    *,
+    datasets_dir: Path,
+    result_uri: str | None = None,
+    rejects_uri: str | None = None,
+    source_uri: str | None = None,
+    lake_bucket: str | None = None,
+    quarantine_bucket: str | None = None,
+) -> dict[str, Any]:
+    """Ingest the object a state-machine run names and write `$.commit` as JSON to `result_uri`.
+
+    Defaults follow docs/ARCHITECTURE.md: the object is `s3://<bucket>/<key>`, rejects go to
+    `s3://<quarantine>/rows/<dataset>/<run_id>/rejects.parquet`, the result to
+    `s3://<lake>/runs/<run_id>/commit.json`. Local runs pass the folders instead.
+    """
+    from lakehouse.spark.ingest import ingest_object
+
+    state = run.get("run", run)
+    for required in ("run_id", "dataset", "bucket", "key"):
+        if not state.get(required):
+            raise ContractError(f"run input lacks {required!r}")
+    run_id, dataset, bucket, key = (str(state[k]) for k in ("run_id", "dataset", "bucket", "key"))
+    inspection = dict(state.get("inspection") or {})
+    version = str(state.get("version_id") or state.get("sequencer") or state.get("etag") or "")
+    contract = ContractRegistry.from_dir(datasets_dir).get(dataset)
+    s3_uri = f"s3://{bucket}/{key}"
+    if rejects_uri is None:
+        if not quarantine_bucket:
+            raise ContractError("rejects_uri or quarantine_bucket is required")
+        rejects_uri = f"s3://{quarantine_bucket}/rows/{dataset}/{run_id}/rejects.parquet"
+    if result_uri is None:
+        if not lake_bucket:
+            raise ContractError("result_uri or lake_bucket is required")
+        result_uri = f"s3://{lake_bucket}/runs/{run_id}/commit.json"
+    table_uri = inspection.get("table_uri") or (
+        f"s3://{lake_bucket}/tables/{dataset}" if lake_bucket else None
+    )
+    if not table_uri:
+        raise ContractError("run input lacks inspection.table_uri (and no lake bucket was given)")
+    meta = RunMeta(source_uri=s3_uri, source_version=version, ingested_at=ingested_at(state), run_id=run_id)
+    result = ingest_object(
+        spark,
+        source_uri or s3_uri,
+        contract,
+        str(table_uri),
+        meta,
+        app_id=str(inspection.get("app_id") or app_id_for(dataset, bucket, key, version)),
+        rejects_uri=rejects_uri,
+        source_name=s3_uri,
+    )
+    result["rejects_uri"] = result.pop("rejects_path")
+    write_text(spark, result_uri, json.dumps(result, sort_keys=True))
+    return result
