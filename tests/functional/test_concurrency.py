@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from deltalake import DeltaTable
-from engine_helpers import ingest_in_process, read_rows
+from engine_helpers import ingest_in_process, meta_for, read_rows
 
 from lakehouse.adapters.aws import S3ObjectStore
 from lakehouse.contracts import parse_contract
@@ -125,3 +125,43 @@ def test_eight_writers_of_different_files_all_land_once(
     assert sorted({o["version"] for o in outcomes}) == list(range(1, 9))
     for writer in range(8):
         assert table.transaction_version(f"lakehouse:events:{writer}") == 1
+
+
+def test_a_writer_that_loses_the_race_after_its_snapshot_reports_duplicate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deterministic version of the race: another writer commits the same app id between our snapshot
+    read and our commit. delta-rs rejects our commit (concurrent transaction), the retry re-reads the
+    snapshot, finds the app transaction and reports a duplicate: the rows land once."""
+    from deltalake import CommitProperties, Transaction
+
+    from lakehouse.engine import ingest as engine
+
+    uri = str(tmp_path / "events")
+    contract = parse_contract(CONTRACT, "events.yaml")
+    first = _write(tmp_path / "in", "first.csv", writer=1, rows=5)
+    engine.ingest_file(
+        first, contract, uri, meta_for(first), app_id="lakehouse:events:first", work_dir=tmp_path / "w"
+    )
+    path = _write(tmp_path / "in", "same.csv", writer=3, rows=10)
+    app = "lakehouse:events:raced"
+    real_write = engine.write_deltalake
+    seen_versions: list[int] = []
+
+    def racing_write(table: DeltaTable, data: Any, **kwargs: Any) -> None:
+        seen_versions.append(table.version())
+        if len(seen_versions) == 1:  # the rival commits first, with the same app transaction
+            rival = CommitProperties(app_transactions=[Transaction(app, 1)])
+            real_write(DeltaTable(uri), data, mode="append", commit_properties=rival)
+        real_write(table, data, **kwargs)
+
+    monkeypatch.setattr(engine, "write_deltalake", racing_write)
+    result = engine.ingest_file(path, contract, uri, meta_for(path), app_id=app, work_dir=tmp_path / "w2")
+
+    assert seen_versions == [1]  # one attempt; the retry saw the rival's transaction and did not write
+    assert result.status == "duplicate"
+    assert result.rows_written == 0
+    rows = read_rows(uri)
+    assert len(rows) == 15
+    assert sorted(r["id"] for r in rows if r["writer"] == 3) == [3_000_000 + i for i in range(10)]
+    assert DeltaTable(uri).version() == 2
