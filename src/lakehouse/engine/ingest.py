@@ -317,7 +317,10 @@ def ingest_file(
                     f"{REJECT_REASON} AS reason, NULL::VARCHAR AS raw_line FROM ({rejected_sql})"
                 )
             if malformed:
-                parts.append("SELECT NULL::BIGINT, line, 'malformed line: ' || error, raw FROM malformed")
+                parts.append(
+                    "SELECT NULL::BIGINT AS source_row, line AS source_line, "
+                    "'malformed line: ' || error AS reason, raw AS raw_line FROM malformed"
+                )
             con.execute(f"COPY ({' UNION ALL '.join(parts)}) TO {_quote(str(rejects_path))} (FORMAT parquet)")
         if rows_total - rows_dropped - rows_quarantined == 0:
             raise InvalidInputError(
