@@ -63,10 +63,9 @@ require_tools() {
 }
 
 sam_build() {
-  log "sam build (no Docker: functions use the python builder without a runtime check, layers use makefiles)"
-  # Function code has no third-party dependencies of its own (they come from the layers) and each
-  # functions/<dir>/requirements.txt is empty, so SAM does not need a local python3.13.
-  # The layer Makefiles cross-install manylinux2014_aarch64 wheels for CPython 3.13.
+  log "sam build (no Docker, no local python3.13: functions and layers build with makefiles)"
+  # layers/functions/Makefile copies each function's code (its dependencies come from the layers);
+  # layers/{shared,engine}/Makefile cross-install manylinux aarch64 wheels for CPython 3.13 with pip.
   rm -rf .aws-sam/build
   "$TOOLS/sam/bin/sam" build --template-file template.yaml --build-dir .aws-sam/build \
     --region "$REGION" --parallel --cached --cache-dir .aws-sam/cache
