@@ -24,6 +24,7 @@ SOURCE = "src"
 ROW_ORDINAL = "_row"
 REJECT_REASON = "_reject_reason"
 REJECT_ACTION = "_reject_action"
+REJECTED = "_rejected"
 RESCUED = "_rescued"
 METADATA_COLUMNS = ("_source_uri", "_source_version", "_ingested_at", "_run_id")
 _SEVERITY = {"fail": 3, "quarantine": 2, "drop": 1}
@@ -279,6 +280,13 @@ def compile_ingest(contract: Contract, source_columns: Sequence[str], meta: RunM
     else:
         reason_expr = exp.Cast(this=exp.Null(), to=exp.DataType.build("varchar"))
         action_expr = exp.Cast(this=exp.Null(), to=exp.DataType.build("varchar"))
+    # A plain boolean too: filtering on it spares the engines building reason strings for good rows.
+    rejected_expr: exp.Expr = (
+        exp.or_(*[cond.copy() for _, cond, _ in conditions]) if conditions else exp.false()
+    )
+    projections.append(
+        exp.alias_(exp.Coalesce(this=rejected_expr, expressions=[exp.false()]), ident(REJECTED))
+    )
     projections.append(exp.alias_(reason_expr, ident(REJECT_REASON)))
     projections.append(exp.alias_(action_expr, ident(REJECT_ACTION)))
     projections.append(exp.alias_(col(ROW_ORDINAL, SOURCE), ident(ROW_ORDINAL)))
@@ -291,9 +299,7 @@ def accepted_rows(plan: IngestPlan, relation: str = "transformed") -> exp.Select
     """Rows to commit: no rule broken; merge mode keeps the last row per key in file order."""
     names = [c.name for c in plan.columns]
     inner = (
-        exp.select(*[col(n) for n in names])
-        .from_(exp.to_table(relation))
-        .where(exp.Is(this=col(REJECT_REASON), expression=exp.Null()))
+        exp.select(*[col(n) for n in names]).from_(exp.to_table(relation)).where(exp.Not(this=col(REJECTED)))
     )
     if plan.contract.write_mode != "merge":
         return inner
@@ -320,7 +326,7 @@ def rejected_rows(plan: IngestPlan, relation: str = "transformed") -> exp.Select
     return (
         exp.select(*[col(n) for n in [ROW_ORDINAL, *names, REJECT_REASON, REJECT_ACTION]])
         .from_(exp.to_table(relation))
-        .where(exp.Not(this=exp.Is(this=col(REJECT_REASON), expression=exp.Null())))
+        .where(col(REJECTED))
     )
 
 

@@ -91,4 +91,5 @@ def default_starter(rt: Runtime) -> PipelineStarter:
         return StepFunctionsStarter(rt.settings.state_machine_arn, rt.settings.region)
     from lakehouse.local.starter import LocalStarter
 
-    return LocalStarter(rt)
+    starter: PipelineStarter = LocalStarter(rt)
+    return starter
