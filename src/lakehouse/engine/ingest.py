@@ -82,7 +82,11 @@ def _csv_header(path: Path, spec: FormatSpec, detected: Detected, contract: Cont
     names = [n.strip() for n in first]
     if not names or all(not n for n in names):
         raise InvalidInputError(f"{path.name}: the first line should be a header but is empty")
-    return [n or f"column{i}" for i, n in enumerate(names)]
+    columns = [n or f"column{i}" for i, n in enumerate(names)]
+    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicates:  # caught here: DuckDB's reader would fail on them with an unrelated binder error
+        raise SchemaMismatchError(f"{path.name}: the header names these columns more than once: {duplicates}")
+    return columns
 
 
 def _csv_reader(path: Path, spec: FormatSpec, detected: Detected, header: list[str]) -> str:
