@@ -302,6 +302,7 @@ class LocalStateMachine:
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
         from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
         from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task import mock_eval_utils
         from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
             state_task_service,
             state_task_service_callback,
@@ -379,6 +380,9 @@ class LocalStateMachine:
         # which rejects the "States." prefix: the error became States.Runtime. Keep the name instead.
         patch(mock.patch.object(branches_decl, "CustomErrorName", _error_name))
         patch(mock.patch.object(iteration_worker, "CustomErrorName", _error_name))
+        # The same for a MockConfigFile Throw: `{"Error": "States.TaskFailed"}` (how a failed .sync job
+        # fails) would otherwise crash into States.Runtime instead of failing the task with that name.
+        patch(mock.patch.object(mock_eval_utils, "CustomErrorName", _error_name))
 
         # Service integrations: route to service_handlers.
         service_cls = state_task_service.StateTaskService
