@@ -77,6 +77,10 @@ def parse_contract(text: str, source: str = "<contract>") -> Contract:
         lines = []
         for err in errors[:10]:
             path = list(err.absolute_path)
+            if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+                # Point at the unexpected key itself, not at the mapping that holds it.
+                known = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
+                path += [k for k in err.instance if k not in known][:1]
             lines.append(f"{source}:{_line_of(root, path)}: {_field(path)}: {err.message}")
         raise ContractError("invalid contract:\n  " + "\n  ".join(lines))
     try:
