@@ -1,0 +1,133 @@
+"""Format detection from bytes (never from names) and UTF-8 validation."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from lakehouse.engine.formats import check_utf8, detect, detect_file
+from lakehouse.errors import InvalidInputError, UnsupportedFormatError
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "kind", "compression"),
+    [
+        ("a.csv", b"id,name\n1,a\n", "csv", "none"),
+        ("a.json", b"id,name\n1,a\n", "csv", "none"),  # the name lies; the bytes decide
+        ("a.csv", b'{"id": 1}\n', "jsonl", "none"),
+        ("a.txt", b'\xef\xbb\xbf \n\t{"id": 1}\n', "jsonl", "none"),  # BOM and blank space before the object
+        ("a.csv", gzip.compress(b"id\n1\n"), "csv", "gzip"),  # gzip without a .gz name
+        ("a.gz", gzip.compress(b'{"id": 1}\n'), "jsonl", "gzip"),
+        ("a.csv.gz", b"id\n1\n", "csv", "none"),  # a .gz name over plain text
+    ],
+)
+def test_detect_by_bytes(tmp_path: Path, name: str, data: bytes, kind: str, compression: str) -> None:
+    detected = detect_file(_write(tmp_path, name, data))
+    assert (detected.kind, detected.compression, detected.size_bytes) == (kind, compression, len(data))
+    assert detected.as_dict() == {"format": kind, "compression": compression, "size_bytes": len(data)}
+
+
+def test_parquet_needs_its_footer(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"  # misleading name on purpose
+    duckdb.sql(f"COPY (SELECT 1 AS id) TO '{path}' (FORMAT parquet)")
+    assert detect_file(path).kind == "parquet"
+    data = path.read_bytes()
+    truncated = _write(tmp_path, "cut.parquet", data[:-10])
+    with pytest.raises(
+        UnsupportedFormatError, match=r"cut\.parquet: starts like Parquet but has no Parquet footer"
+    ):
+        detect_file(truncated)
+
+
+def test_detect_uses_head_and_tail() -> None:
+    assert detect(b"PAR1....", b"PAR1", 100, "x").kind == "parquet"
+    with pytest.raises(UnsupportedFormatError):
+        detect(b"PAR1....", b"\x00\x00\x00\x00", 100, "x")
+
+
+def test_nul_bytes_are_binary(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedFormatError, match=r"blob\.csv: binary content \(NUL bytes"):
+        detect_file(_write(tmp_path, "blob.csv", b"id,name\n1,\x00a\n"))
+
+
+def test_nul_bytes_inside_gzip_are_binary(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedFormatError, match="binary content"):
+        detect_file(_write(tmp_path, "blob.gz", gzip.compress(b"\x00\x01\x02")))
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match=r"empty\.csv: the file is empty \(0 bytes\)") as info:
+        detect_file(_write(tmp_path, "empty.csv", b""))
+    assert type(info.value) is InvalidInputError
+
+
+def test_corrupt_gzip_header(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match=r"bad\.gz: gzip data is corrupt"):
+        detect_file(_write(tmp_path, "bad.gz", b"\x1f\x8b\x08\x00" + b"\xff" * 40))
+
+
+def test_zstd_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedFormatError, match="zstd"):
+        detect_file(_write(tmp_path, "a.zst", b"\x28\xb5\x2f\xfd" + b"rest"))
+
+
+# --- UTF-8 ---------------------------------------------------------------------------------------
+
+
+def test_valid_utf8_passes(tmp_path: Path) -> None:
+    path = _write(tmp_path, "ok.csv", "id,name\n1,Zoë\n2,日本\n".encode())
+    check_utf8(path, "none", "ok.csv")
+
+
+def test_invalid_utf8_names_line_and_byte(tmp_path: Path) -> None:
+    data = b"id,name\n1,ok\n2,caf\xe9\n"
+    path = _write(tmp_path, "latin1.csv", data)
+    with pytest.raises(InvalidInputError) as info:
+        check_utf8(path, "none", "landing/latin1.csv")
+    message = str(info.value)
+    assert message.startswith("landing/latin1.csv: line 3: byte 0xe9 at offset ")
+    assert "offset 18 " in message  # len(b"id,name\n1,ok\n2,caf") == 18
+    assert data[18] == 0xE9
+
+
+def test_invalid_utf8_across_chunks(tmp_path: Path) -> None:
+    # Small chunks: the line count and the offset must carry over from chunk to chunk.
+    data = b"a\n" * 10 + b"bad \xff here\n"
+    path = _write(tmp_path, "chunks.csv", data)
+    with pytest.raises(InvalidInputError, match=r"line 11: byte 0xff at offset 24 "):
+        check_utf8(path, "none", "chunks.csv", chunk_size=3)
+
+
+def test_multibyte_character_split_across_chunks_is_fine(tmp_path: Path) -> None:
+    path = _write(tmp_path, "split.csv", "é€😀\n".encode() * 5)
+    check_utf8(path, "none", "split.csv", chunk_size=1)
+
+
+def test_ends_inside_a_sequence(tmp_path: Path) -> None:
+    path = _write(tmp_path, "cut.csv", "abc€".encode()[:-1])
+    with pytest.raises(InvalidInputError, match=r"cut\.csv: ends inside a UTF-8 sequence"):
+        check_utf8(path, "none", "cut.csv")
+
+
+def test_invalid_utf8_inside_gzip(tmp_path: Path) -> None:
+    path = _write(tmp_path, "z.csv", gzip.compress(b"id\n1\n\xc3\x28\n"))
+    with pytest.raises(InvalidInputError, match=r"z\.csv: line 3: byte 0xc3"):
+        check_utf8(path, "gzip", "z.csv")
+
+
+def test_truncated_gzip(tmp_path: Path) -> None:
+    data = gzip.compress(
+        bytes(range(256)) * 0 + "".join(f"{i},{i * 7919 % 1000}\n" for i in range(5000)).encode()
+    )
+    path = _write(tmp_path, "t.csv.gz", data[: len(data) // 2])
+    with pytest.raises(InvalidInputError, match=r"t\.csv\.gz: compressed data is corrupt or truncated"):
+        check_utf8(path, "gzip", "t.csv.gz")
