@@ -745,3 +745,25 @@ class TestCheckersCanFail:
         table = architecture_functions()
         assert table["CommitObjectFunction"] == ("commit_object", True)
         assert table["InspectObjectFunction"] == ("inspect_object", False)
+
+
+def test_samconfig_has_the_three_environments() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    assert config["version"] == 0.1
+    allowed = set(PARAMETERS)
+    for env in ("default", "dev", "staging", "prod"):
+        deploy = config[env]["deploy"]["parameters"]
+        assert deploy["capabilities"] == "CAPABILITY_IAM CAPABILITY_AUTO_EXPAND", env
+        assert deploy["resolve_s3"] is True, env
+        assert deploy["confirm_changeset"] is (env == "prod"), env
+        overrides = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', deploy["parameter_overrides"]))
+        assert set(overrides) <= allowed, f"{env}: unknown parameters {sorted(set(overrides) - allowed)}"
+        expected_env = "dev" if env == "default" else env
+        assert overrides["Environment"] == expected_env, env
+        assert config[env]["global"]["parameters"]["stack_name"] == f"lakehouse-{expected_env}", env
+        for name, value in overrides.items():
+            choices = PARAMETERS[name].get("AllowedValues")
+            if choices:
+                assert value.strip('"') in [str(c) for c in choices], f"{env}: {name}={value}"
