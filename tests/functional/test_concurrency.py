@@ -149,8 +149,11 @@ def test_a_writer_that_loses_the_race_after_its_snapshot_reports_duplicate(
     seen_versions: list[int] = []
 
     def racing_write(table: DeltaTable, data: Any, **kwargs: Any) -> None:
+        from arro3.core import Table
+
         seen_versions.append(table.version())
         if len(seen_versions) == 1:  # the rival commits first, with the same app transaction
+            data = Table.from_arrow(data)  # the engine's stream is one-shot: keep it for both writers
             rival = CommitProperties(app_transactions=[Transaction(app, 1)])
             real_write(DeltaTable(uri), data, mode="append", commit_properties=rival)
         real_write(table, data, **kwargs)

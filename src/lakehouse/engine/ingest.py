@@ -283,8 +283,27 @@ def ingest_file(
         merge_schema, absent = _check_table_schema(plan, table, name)
         con.execute(f"CREATE OR REPLACE TEMP VIEW transformed AS {plan.sql('duckdb')}")
 
-        # Pass 1: rows that break a rule, and the totals. Nothing is committed before this passes.
         rejects_path = work_dir / "rejects.parquet"
+        if contract.write_mode == "append" and table is not None:
+            # The common large-file path: one pass over the file (see _append_streaming).
+            return _append_streaming(
+                con,
+                source,
+                plan,
+                absent,
+                merge_schema,
+                name,
+                table_uri,
+                app_id,
+                storage_options,
+                meta,
+                rejects_path,
+                version_before,
+                detected,
+                started,
+            )
+
+        # Pass 1: rows that break a rule, and the totals. Nothing is committed before this passes.
         try:
             counts = con.execute(
                 f"SELECT count(*), count(*) FILTER (WHERE {REJECT_ACTION} = 'drop'), "
@@ -452,3 +471,195 @@ def _partition_predicate(con: duckdb.DuckDBPyConnection, contract: Contract, com
             terms.append(f'"{name}" IS NULL' if value is None else f'"{name}" = {_quote(str(value))}')
         clauses.append("(" + " AND ".join(terms) + ")")
     return " OR ".join(clauses) or "false"
+
+
+ACCEPTED = "_accepted"
+
+
+class _StreamAbortError(Exception):
+    """Raised inside the batch stream to stop delta-rs before it commits."""
+
+
+def _append_streaming(
+    con: duckdb.DuckDBPyConnection,
+    source: _Source,
+    plan: IngestPlan,
+    absent: list[tuple[str, str]],
+    merge_schema: bool,
+    name: str,
+    table_uri: str,
+    app_id: str,
+    storage_options: dict[str, str] | None,
+    meta: RunMeta,
+    rejects_path: Path,
+    version_before: int,
+    detected: Detected,
+    started: float,
+) -> IngestResult:
+    """Append in one pass: the transformed rows stream through Python once, split by `_rejected`.
+
+    Accepted rows go on to delta-rs; rejected ones to a side DuckDB table. A `fail` row, or a file
+    with nothing to commit, raises inside the stream, so delta-rs never commits (the files it had
+    written stay unreferenced until vacuum). Reading the file twice would cost a second parse and
+    cast of every row.
+    """
+    from arro3 import compute
+    from arro3.core import DataType, RecordBatch, RecordBatchReader, Schema, Table
+    from sqlglot import exp
+
+    from lakehouse.sql.compiler import REJECTED, col, sql_type
+
+    data_columns = [*plan.data_columns, *[n for n, _ in absent]]
+    select = exp.select(*[col(n) for n in plan.data_columns])
+    for column_name, type_name in absent:
+        select = select.select(
+            exp.alias_(exp.Cast(this=exp.Null(), to=sql_type(type_name)), ident(column_name))
+        )
+    select = select.select(
+        col(REJECTED),
+        exp.alias_(exp.Not(this=col(REJECTED)), ident(ACCEPTED)),
+        col(REJECT_ACTION),
+        col(REJECT_REASON),
+        col(ROW_ORDINAL),
+    )
+    stream_sql = select.from_("transformed").sql(dialect="duckdb")
+    side = duckdb.connect(config={"memory_limit": "128MB", "threads": 1})
+    props = CommitProperties(
+        app_transactions=[Transaction(app_id, APP_VERSION)],
+        custom_metadata={"lakehouse.run_id": meta.run_id, "lakehouse.source": meta.source_uri},
+    )
+    counts = {"total": 0, "accepted": 0, "dropped": 0, "quarantined": 0}
+    failure: list[BaseException] = []
+
+    def batches(reader: RecordBatchReader) -> object:
+        failing = False
+        for batch in reader:
+            counts["total"] += batch.num_rows
+            flags = batch.column(REJECTED)
+            bad_count = int(compute.sum(compute.cast(flags, DataType.int64())).as_py() or 0)
+            if bad_count:
+                bad = RecordBatch.from_struct_array(compute.filter(batch.to_struct_array(), flags))
+                rejected = Table.from_batches([bad.select([ROW_ORDINAL, REJECT_REASON, REJECT_ACTION])])
+                side.register("rejected_batch", rejected)
+                side.execute("INSERT INTO rejected SELECT * FROM rejected_batch")
+                side.unregister("rejected_batch")
+                # Once a `fail` row is seen nothing more is written, but the rest is read so the
+                # error can say how many rows broke the rule.
+                failing = failing or bool(
+                    side.execute("SELECT count(*) FROM rejected WHERE _reject_action = 'fail'").fetchall()[0][
+                        0
+                    ]
+                )
+                batch = RecordBatch.from_struct_array(
+                    compute.filter(batch.to_struct_array(), batch.column(ACCEPTED))
+                )
+            counts["accepted"] += batch.num_rows
+            if batch.num_rows and not failing:
+                yield batch.select(data_columns)
+        if failing:
+            fails = side.execute(
+                "SELECT count(*) OVER (), _row, _reject_reason FROM rejected "
+                "WHERE _reject_action = 'fail' ORDER BY _row LIMIT 1"
+            ).fetchall()[0]
+            failure.append(
+                RowRuleViolationError(
+                    f"{name}: {fails[0]} row(s) break a rule whose action is fail; "
+                    f"first at data row {fails[1]}: {fails[2]}"
+                )
+            )
+            raise _StreamAbortError
+        if counts["accepted"] == 0:
+            if counts["total"] == 0:
+                message = f"{name}: has no data rows (empty, or a header only)"
+            else:
+                dropped, quarantined = side.execute(
+                    "SELECT count(*) FILTER (WHERE _reject_action = 'drop'), "
+                    "count(*) FILTER (WHERE _reject_action = 'quarantine') FROM rejected"
+                ).fetchall()[0]
+                message = (
+                    f"{name}: every row was rejected ({quarantined} quarantined, {dropped} dropped); "
+                    "nothing to commit"
+                )
+            failure.append(InvalidInputError(message))
+            raise _StreamAbortError
+
+    def attempt(_: int) -> tuple[int, int] | None:
+        table = DeltaTable(table_uri, storage_options=storage_options)
+        if table.transaction_version(app_id) is not None:
+            return None
+        for key in counts:
+            counts[key] = 0
+        side.execute(
+            "CREATE OR REPLACE TABLE rejected(_row BIGINT, _reject_reason VARCHAR, _reject_action VARCHAR)"
+        )
+        reader = RecordBatchReader.from_stream(con.sql(stream_sql))
+        stream = RecordBatchReader.from_batches(
+            Schema([reader.schema.field(n) for n in data_columns]),
+            batches(reader),  # type: ignore[arg-type]
+        )
+        try:
+            write_deltalake(
+                table,
+                stream,
+                mode="append",
+                partition_by=list(plan.contract.partition_by) or None,
+                schema_mode="merge" if merge_schema else None,
+                commit_properties=props,
+            )
+        except Exception as exc:
+            if failure:
+                raise failure[0] from None
+            if isinstance(exc, duckdb.Error):
+                raise InvalidInputError(f"{name}: cannot be read: {_first_line(exc)}") from exc
+            raise
+        return counts["accepted"], table.version()
+
+    try:
+        outcome = with_commit_retries(attempt)
+        malformed = source.malformed_lines()
+        if outcome is None:
+            return IngestResult(
+                "duplicate",
+                version_before=version_before,
+                version_after=version_before,
+                duration_ms=int((time.monotonic() - started) * 1000),
+            )
+        drops = side.execute(
+            "SELECT count(*) FILTER (WHERE _reject_action = 'drop'), "
+            "count(*) FILTER (WHERE _reject_action = 'quarantine') FROM rejected"
+        ).fetchall()[0]
+        counts["dropped"], counts["quarantined"] = int(drops[0]), int(drops[1])
+        parts = []
+        if counts["quarantined"]:
+            parts.append(
+                "SELECT _row AS source_row, NULL::BIGINT AS source_line, _reject_reason AS reason, "
+                "NULL::VARCHAR AS raw_line FROM rejected WHERE _reject_action = 'quarantine'"
+            )
+        if malformed:
+            side.execute("CREATE TABLE malformed(line BIGINT, error VARCHAR, raw VARCHAR)")
+            side.executemany("INSERT INTO malformed VALUES (?, ?, ?)", malformed)
+            parts.append(
+                "SELECT NULL::BIGINT AS source_row, line AS source_line, "
+                "'malformed line: ' || error AS reason, raw AS raw_line FROM malformed"
+            )
+        if parts:
+            side.execute(
+                f"COPY ({' UNION ALL '.join(parts)}) TO {_quote(str(rejects_path))} (FORMAT parquet)"
+            )
+        written, version_after = outcome
+        return IngestResult(
+            status="committed",
+            rows_read=counts["total"] + len(malformed),
+            rows_written=written,
+            rows_rejected=counts["quarantined"] + len(malformed),
+            rows_dropped=counts["dropped"],
+            version_before=version_before,
+            version_after=version_after,
+            bytes_read=detected.size_bytes,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            rejects_path=str(rejects_path) if rejects_path.exists() else None,
+            added_columns=plan.added_columns,
+            format=detected.kind,
+        )
+    finally:
+        side.close()
