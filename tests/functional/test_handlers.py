@@ -243,7 +243,8 @@ def test_manage_lease_acquire_conflict_release(aws: dict[str, Any]) -> None:
     assert lease["table"] == "orders"
     assert lease["owner"] == RUN_ID
 
-    other = {**event("manage_lease_acquire.json"), "run_id": "orders-someone-else"}
+    acquire = event("manage_lease_acquire.json")
+    other = {**acquire, "run": {**acquire["run"], "run_id": "orders-someone-else"}}
     with pytest.raises(LeaseHeldError, match=RUN_ID):
         invoke("manage_lease", other)
 

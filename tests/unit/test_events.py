@@ -126,7 +126,8 @@ def test_stage_events_carry_the_run_id_of_the_object_created_events() -> None:
     ):
         state = load(name)
         assert {k: state[k] for k in expected} == expected, name
-    assert load("manage_lease_acquire.json")["run_id"] == expected["run_id"]
+    # AcquireTableLease passes the whole state as "run": the execution input, nothing more yet.
+    assert load("manage_lease_acquire.json")["run"] == expected
 
 
 # -- URL decoding: exactly once ---------------------------------------------------------------------
