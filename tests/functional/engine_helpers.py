@@ -151,7 +151,8 @@ def assert_rows_equal(actual_rows: list[dict[str, Any]], expected: dict[str, Any
             )
             if expect is not None:  # True == 1 and 1 == 1.0 in Python: the types must match too
                 assert type(got[column]) is type(expect), (
-                    f"column {column}: table gives {type(got[column]).__name__}, expected {type(expect).__name__}"
+                    f"column {column}: table gives {type(got[column]).__name__}, "
+                    f"expected {type(expect).__name__}"
                 )
 
 

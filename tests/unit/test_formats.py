@@ -25,9 +25,18 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
         ("a.json", b"id,name\n1,a\n", "csv", "none"),  # the name lies; the bytes decide
         ("a.csv", b'{"id": 1}\n', "jsonl", "none"),
         ("a.txt", b'\xef\xbb\xbf \n\t{"id": 1}\n', "jsonl", "none"),  # BOM and blank space before the object
-        ("a.csv", gzip.compress(b"id\n1\n"), "csv", "gzip"),  # gzip without a .gz name
-        ("a.gz", gzip.compress(b'{"id": 1}\n'), "jsonl", "gzip"),
+        ("a.csv", gzip.compress(b"id\n1\n", mtime=0), "csv", "gzip"),  # gzip without a .gz name
+        ("a.gz", gzip.compress(b'{"id": 1}\n', mtime=0), "jsonl", "gzip"),
         ("a.csv.gz", b"id\n1\n", "csv", "none"),  # a .gz name over plain text
+    ],
+    ids=[
+        "csv",
+        "csv-named-json",
+        "jsonl",
+        "jsonl-after-bom",
+        "gzip-csv-named-csv",
+        "gzip-jsonl",
+        "plain-named-gz",
     ],
 )
 def test_detect_by_bytes(tmp_path: Path, name: str, data: bytes, kind: str, compression: str) -> None:
