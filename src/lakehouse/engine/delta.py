@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from deltalake import DeltaTable, Field, Schema
+from deltalake import DeltaTable, Field, Schema, WriterProperties
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.schema import PrimitiveType
 
@@ -20,6 +20,10 @@ TABLE_CONFIGURATION: dict[str, str | None] = {
     "delta.enableDeletionVectors": "false",
     "delta.checkpointInterval": "10",
 }
+
+# Row groups of 128Ki rows: delta-rs buffers a row group per open partition writer, so the
+# parquet default (1Mi rows) costs ~100 MB per partition of a wide table.
+WRITER_PROPERTIES = WriterProperties(max_row_group_size=128 * 1024, compression="SNAPPY")
 
 _DELTA_TYPES = {
     "string": "string",

@@ -20,7 +20,14 @@ import duckdb
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from lakehouse.contracts.model import Contract, FormatSpec
-from lakehouse.engine.delta import create_table, open_table, table_columns, with_commit_retries
+from lakehouse.engine.delta import (
+    TABLE_CONFIGURATION,
+    WRITER_PROPERTIES,
+    create_table,
+    open_table,
+    table_columns,
+    with_commit_retries,
+)
 from lakehouse.engine.formats import SAMPLE_BYTES, Detected, check_utf8, detect_file
 from lakehouse.errors import InvalidInputError, RowRuleViolationError, SchemaMismatchError
 from lakehouse.sql.compiler import (
@@ -284,7 +291,7 @@ def ingest_file(
         con.execute(f"CREATE OR REPLACE TEMP VIEW transformed AS {plan.sql('duckdb')}")
 
         rejects_path = work_dir / "rejects.parquet"
-        if contract.write_mode == "append" and table is not None:
+        if contract.write_mode == "append":
             # The common large-file path: one pass over the file (see _append_streaming).
             return _append_streaming(
                 con,
@@ -423,6 +430,7 @@ def _commit(
                     source_alias="s",
                     target_alias="t",
                     merge_schema=merge_schema,
+                    writer_properties=WRITER_PROPERTIES,
                     commit_properties=props,
                 )
                 .when_matched_update_all()
@@ -443,6 +451,7 @@ def _commit(
                 predicate=_partition_predicate(con, contract, commit_sql),
                 partition_by=partition_by,
                 schema_mode=schema_mode,
+                writer_properties=WRITER_PROPERTIES,
                 commit_properties=props,
             )
         else:
@@ -452,6 +461,7 @@ def _commit(
                 mode="append",
                 partition_by=partition_by,
                 schema_mode=schema_mode,
+                writer_properties=WRITER_PROPERTIES,
                 commit_properties=props,
             )
         # Counted in pass 1; counting again here would read the file a third time.
@@ -584,8 +594,8 @@ def _append_streaming(
             raise _StreamAbortError
 
     def attempt(_: int) -> tuple[int, int] | None:
-        table = DeltaTable(table_uri, storage_options=storage_options)
-        if table.transaction_version(app_id) is not None:
+        table = open_table(table_uri, storage_options)
+        if table is not None and table.transaction_version(app_id) is not None:
             return None
         for key in counts:
             counts[key] = 0
@@ -598,12 +608,17 @@ def _append_streaming(
             batches(reader),  # type: ignore[arg-type]
         )
         try:
+            # A missing table is created by this very commit (version 0), so a file that aborts
+            # leaves no empty table behind; a racing creator makes this commit fail and retry.
             write_deltalake(
-                table,
+                table if table is not None else table_uri,
                 stream,
                 mode="append",
                 partition_by=list(plan.contract.partition_by) or None,
                 schema_mode="merge" if merge_schema else None,
+                configuration=TABLE_CONFIGURATION if table is None else None,
+                storage_options=storage_options if table is None else None,
+                writer_properties=WRITER_PROPERTIES,
                 commit_properties=props,
             )
         except Exception as exc:
@@ -612,6 +627,9 @@ def _append_streaming(
             if isinstance(exc, duckdb.Error):
                 raise InvalidInputError(f"{name}: cannot be read: {_first_line(exc)}") from exc
             raise
+        if table is None:
+            created = open_table(table_uri, storage_options)
+            return counts["accepted"], created.version() if created is not None else 0
         return counts["accepted"], table.version()
 
     try:
