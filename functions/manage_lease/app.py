@@ -15,7 +15,7 @@ tracer = Tracer()
 metrics = Metrics()
 
 
-@logger.inject_lambda_context(correlation_id_path="run_id")
+@logger.inject_lambda_context(correlation_id_path="run.run_id || run_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -393,18 +393,24 @@ def test_failed_checks_roll_back_quarantine_and_alert(
     assert len(scheduled(result, "sns")) == 1
 
 
-def test_derived_refresh_failure_rolls_back_and_releases_the_lease(
+def test_derived_refresh_failure_alerts_keeps_the_commit_and_releases_the_lease(
     mocked_machine: LocalStateMachine, unmocked_calls: list[str]
 ) -> None:
+    """The checks passed, so the commit stands: no rollback, no quarantine; an alert, then Fail."""
     result = run_case(mocked_machine, "DerivedRefreshFailed", unmocked_calls)
 
     assert result.status == "FAILED", result
     assert result.error == "IngestFailed"
-    assert result.visited_names == HAPPY_LAMBDA[: HAPPY_LAMBDA.index("RefreshDerived") + 1] + FAILURE_TAIL
+    assert result.visited_names == HAPPY_LAMBDA[: HAPPY_LAMBDA.index("RefreshDerived") + 1] + [
+        "AlertAfterCommit",
+        "ReleaseLeaseAfterFailure",
+        "IngestFailed",
+    ]
     # States.TaskFailed is not in RefreshDerived's Retry list: one attempt.
     assert task_errors(result) == ["States.TaskFailed"]
-    assert entered_inputs(result, "Rollback")[0]["error"]["Error"] == "States.TaskFailed"
-    assert "ReleaseLeaseAfterFailure" in result.visited_names
+    assert "Rollback" not in result.visited_names
+    assert "Quarantine" not in result.visited_names
+    assert len(scheduled(result, "sns")) == 1
     assert scheduled(result, "events") == []
 
 

@@ -480,12 +480,16 @@ def test_ingest_failure_path_rolls_back_quarantines_alerts_then_releases() -> No
         "RunChecks",
         "GetCheckResults",
         "EvaluateChecks",
-        "RefreshDerived",
-        "Publish",
     ):
         assert states[name]["Catch"] == [
             {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Rollback"}
         ], name
+    # After the checks passed the commit stands: follow-up failures alert without a rollback.
+    for name in ("RefreshDerived", "Publish"):
+        assert states[name]["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "AlertAfterCommit"}
+        ], name
+    assert states["AlertAfterCommit"]["Next"] == "ReleaseLeaseAfterFailure"
     # A lease that cannot be had: alert and fail, no rollback and no release.
     acquire = states["AcquireTableLease"]
     assert acquire["Retry"][0]["ErrorEquals"] == ["LeaseHeldError"]

@@ -111,7 +111,8 @@ def commit_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         result = ingest_file(
             local,
             contract,
-            inspection.get("table_uri") or rt.table_uri(run.dataset),
+            # The runtime's own URI (not the state's): the same state replays on any backend.
+            rt.table_uri(run.dataset),
             meta,
             app_id=inspection.get("app_id")
             or app_id_for(run.dataset, run.bucket, run.key, run.source_version),
@@ -196,7 +197,7 @@ def rollback_table(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     """`Rollback`: restore the version the run started from, if (and only if) this run committed."""
     run = RunState.parse(event)
     inspection = run.section("inspection")
-    uri = inspection.get("table_uri") or rt.table_uri(run.dataset)
+    uri = rt.table_uri(run.dataset)
     table = open_table(uri, rt.storage_options)
     if table is None:
         return {"restored": False, "reason": "no table"}
