@@ -1,0 +1,208 @@
+"""Athena, locally: DuckDB over the local Delta tables, the SQL transpiled by `athena_to_duckdb`.
+
+Each dataset's table (and each derived model) is a view named after it, in the default schema and in a
+schema named after the Glue database, so both `orders` and `lakehouse.orders` (what the check queries
+say) resolve. Tables are read with deltalake's `to_pyarrow_dataset()` (the local extra has pyarrow; only
+the Lambda path goes without it), so DuckDB needs no extension download.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import sqlglot
+
+from lakehouse.engine.delta import open_table
+from lakehouse.sql.dialects import athena_to_duckdb
+from lakehouse.stages.runtime import Runtime
+
+# Delta (Spark-style) primitive names → names Athena's parser knows, for sqlglot's type annotation.
+_TRINO_TYPES = {"long": "bigint", "integer": "int", "short": "smallint", "byte": "tinyint", "string": "varchar"}
+
+
+class QueryError(RuntimeError):
+    """The query failed (bad SQL, unknown table...); the message is DuckDB's or sqlglot's."""
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    types: list[str]
+    rows: list[tuple[Any, ...]]
+    duckdb_sql: str
+    duration_ms: int
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _varchar(value: Any) -> str:
+    """A value rendered as Athena renders it in GetQueryResults."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, date | Decimal):
+        return str(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+class LocalQueryEngine:
+    """Open DuckDB connections with every local table registered."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    def tables(self) -> dict[str, str]:
+        """name -> Delta URI of every dataset table and derived model that exists."""
+        found: dict[str, str] = {}
+        try:
+            contracts = [self.rt.contract(name) for name in self.rt.contracts.names()]
+        except Exception:
+            contracts = []
+        for contract in contracts:
+            uri = self.rt.table_uri(contract.name)
+            if open_table(uri, self.rt.storage_options) is not None:
+                found[contract.name] = uri
+            for model in contract.derived:
+                model_uri = self.rt.derived_uri(model.name)
+                if open_table(model_uri, self.rt.storage_options) is not None:
+                    found[model.name] = model_uri
+        return found
+
+    def connect(self) -> tuple[duckdb.DuckDBPyConnection, dict[str, dict[str, str]]]:
+        """A connection with the views, and the schema (table -> column -> type) for the transpiler."""
+        from deltalake import DeltaTable
+
+        con = duckdb.connect(config={"threads": max(1, self.rt.settings.duckdb_threads)})
+        con.execute("SET TimeZone = 'UTC'")
+        database = self.rt.settings.glue_database
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(database)}")
+        schema: dict[str, dict[str, str]] = {}
+        for name, uri in self.tables().items():
+            table = DeltaTable(uri, storage_options=self.rt.storage_options or None)
+            dataset = table.to_pyarrow_dataset()
+            hidden = f"__delta_{name}"
+            con.register(hidden, dataset)
+            for qualified in (_quote(name), f"{_quote(database)}.{_quote(name)}"):
+                con.execute(f"CREATE OR REPLACE VIEW {qualified} AS SELECT * FROM {_quote(hidden)}")
+            schema[name] = {}
+            for field in table.schema().fields:
+                primitive = str(getattr(field.type, "type", ""))
+                # Nested types stay out: the transpiler only needs scalar types (integer division).
+                if type(field.type).__name__ == "PrimitiveType":
+                    schema[name][field.name] = _TRINO_TYPES.get(primitive, primitive)
+        return con, schema
+
+    def transpile(self, sql: str, schema: Mapping[str, Mapping[str, str]] | None = None) -> str:
+        try:
+            return athena_to_duckdb(sql, schema)
+        except sqlglot.errors.ParseError as exc:
+            raise QueryError(f"cannot parse the query as Athena SQL: {exc}") from exc
+        except Exception:
+            # A schema the optimizer chokes on must not block the query: retry without it.
+            return athena_to_duckdb(sql, None)
+
+    def query(self, sql: str) -> QueryResult:
+        started = time.monotonic()
+        con, schema = self.connect()
+        try:
+            duck_sql = self.transpile(sql, schema)
+            try:
+                relation = con.sql(duck_sql)
+                if relation is None:
+                    return QueryResult([], [], [], duck_sql, int((time.monotonic() - started) * 1000))
+                columns = list(relation.columns)
+                types = [str(t) for t in relation.types]
+                rows = relation.fetchall()
+            except duckdb.Error as exc:
+                raise QueryError(f"{type(exc).__name__}: {exc}") from exc
+            return QueryResult(columns, types, rows, duck_sql, int((time.monotonic() - started) * 1000))
+        finally:
+            con.close()
+
+
+class LocalAthena:
+    """The two Athena task integrations of the state machines, answered from DuckDB.
+
+    Results are kept in memory and under `<home>/state/athena/` (GetQueryResults may come after a restart
+    in a long-lived `watch`, and people like to look at what a check query returned).
+    """
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.engine = LocalQueryEngine(rt)
+        self.dir = Path(rt.settings.home).resolve() / "state" / "athena"
+        self._results: dict[str, dict[str, Any]] = {}
+
+    def start_query_execution(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        """`athena:startQueryExecution.sync`: run to completion, return the QueryExecution."""
+        sql = str(parameters.get("QueryString") or "")
+        query_id = str(uuid.uuid4())
+        submitted = datetime.now().astimezone()
+        result = self.engine.query(sql)  # QueryError propagates: the task fails as a failed query would
+        result_set = {
+            "Rows": [
+                {"Data": [{"VarCharValue": c} for c in result.columns]},
+                *(
+                    {"Data": [{} if v is None else {"VarCharValue": _varchar(v)} for v in row]}
+                    for row in result.rows
+                ),
+            ],
+            "ResultSetMetadata": {
+                "ColumnInfo": [
+                    {"Name": c, "Label": c, "Type": t.lower(), "Nullable": "UNKNOWN"}
+                    for c, t in zip(result.columns, result.types, strict=True)
+                ]
+            },
+        }
+        self._results[query_id] = result_set
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / f"{query_id}.json").write_text(
+            json.dumps({"query": sql, "duckdb_sql": result.duckdb_sql, "ResultSet": result_set}, default=str)
+        )
+        context = parameters.get("QueryExecutionContext") or {}
+        return {
+            "QueryExecution": {
+                "QueryExecutionId": query_id,
+                "Query": sql,
+                "StatementType": "DML",
+                "WorkGroup": parameters.get("WorkGroup", "primary"),
+                "QueryExecutionContext": context,
+                "ResultConfiguration": {"OutputLocation": str(self.dir / f"{query_id}.json")},
+                "Status": {
+                    "State": "SUCCEEDED",
+                    "SubmissionDateTime": submitted.isoformat(),
+                    "CompletionDateTime": datetime.now().astimezone().isoformat(),
+                },
+                "Statistics": {"EngineExecutionTimeInMillis": result.duration_ms, "DataScannedInBytes": 0},
+            }
+        }
+
+    def get_query_results(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        """`athena:getQueryResults`: the ResultSet (row 0 the header, values as VarCharValue strings)."""
+        query_id = str(parameters.get("QueryExecutionId") or "")
+        result_set = self._results.get(query_id)
+        if result_set is None:
+            path = self.dir / f"{query_id}.json"
+            if not path.is_file():
+                raise QueryError(f"Athena.InvalidRequestException: unknown QueryExecutionId {query_id!r}")
+            result_set = json.loads(path.read_text())["ResultSet"]
+        max_results = int(parameters.get("MaxResults") or 1000)
+        rows: Sequence[Any] = result_set["Rows"][: max_results + 1]
+        return {"ResultSet": {**result_set, "Rows": list(rows)}, "UpdateCount": 0}

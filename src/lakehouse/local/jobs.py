@@ -1,0 +1,331 @@
+"""Glue and EMR Serverless job runs, locally: the same job code on a shared local SparkSession.
+
+`glue:startJobRun.sync` runs `jobs/glue/ingest_large_object.py`; `emr-serverless:startJobRun.sync` runs
+the entry point its `EntryPoint` names under `jobs/emr/`. When a script exposes
+`run(spark, args)`, it is called with the local session (no second JVM); otherwise its `main(argv)` is
+called with the arguments AWS would pass. If a script is absent the equivalent library call is made
+(`lakehouse.spark.ingest.ingest_object`, writing `runs/<run_id>/commit.json` exactly as the Glue job does).
+
+Without Spark (`--no-spark`, or no Java/jars), derived models are refreshed with DuckDB: the contract's
+Spark SQL is transpiled by sqlglot (spark -> duckdb) and written with deltalake.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import re
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from types import ModuleType
+from typing import Any
+
+from lakehouse import tables
+from lakehouse.errors import InvalidInputError
+from lakehouse.local.sfn import TaskFailed
+from lakehouse.sql.compiler import RunMeta
+from lakehouse.stages.runtime import RunState, Runtime
+
+
+class SparkMissing(RuntimeError):  # noqa: N818 - reads as a condition, like SparkUnavailableError
+    """Local Spark was asked for but cannot run; the message says what is missing and how to get it."""
+
+
+def spark_status() -> tuple[bool, str]:
+    """(available, detail): pyspark importable, Java present, Delta jars cached. Starts no JVM."""
+    try:
+        from lakehouse.spark.session import spark_available
+    except ImportError as exc:  # the spark package is optional at install time
+        return False, f"lakehouse.spark cannot be imported ({exc}); install the local extra: pip install -e '.[local]'"
+    ok, detail = spark_available()
+    return bool(ok), str(detail)
+
+
+def shared_spark() -> Any:
+    """The process's local SparkSession (started once; later calls return the running one)."""
+    try:
+        from lakehouse.spark import SparkUnavailableError
+        from lakehouse.spark.session import get_spark
+    except ImportError as exc:
+        raise SparkMissing(f"lakehouse.spark cannot be imported: {exc}") from exc
+    try:
+        return get_spark("lakehouse-local")
+    except SparkUnavailableError as exc:
+        raise SparkMissing(str(exc)) from exc
+
+
+def _load_script(path: Path) -> ModuleType:
+    name = "lakehouse_job_" + re.sub(r"\W", "_", f"{path.parent.name}_{path.stem}")
+    cached = sys.modules.get(name)
+    if cached is not None and getattr(cached, "__file__", None) == str(path):
+        return cached
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot import job script {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _call_script(module: ModuleType, spark: Any, argv: list[str]) -> Any:
+    """Call the job script's local entry: `run(spark, argv)` if it has one, else `main(argv)`."""
+    run = getattr(module, "run", None)
+    if callable(run):
+        params = list(inspect.signature(run).parameters)
+        return run(spark, argv) if len(params) >= 2 else run(argv)
+    main = getattr(module, "main", None)
+    if callable(main):
+        return main(argv)
+    raise RuntimeError(f"{module.__file__} has neither run(spark, argv) nor main(argv)")
+
+
+def _ingested_at(run: RunState) -> datetime:
+    """The run's start, as lakehouse.stages does: a retried job stamps the same time."""
+    started = run.raw.get("started_at") or run.raw.get("event_time")
+    if isinstance(started, str) and started:
+        try:
+            parsed = datetime.fromisoformat(started.replace("Z", "+00:00"))
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    return datetime.now(UTC)
+
+
+class LocalJobs:
+    """Service handlers for the Glue and EMR Serverless `.sync` integrations."""
+
+    def __init__(self, rt: Runtime, project_root: Path, *, use_spark: bool) -> None:
+        self.rt = rt
+        self.root = project_root
+        self.use_spark = use_spark
+
+    # -- Glue --------------------------------------------------------------------------------------
+
+    def glue_start_job_run(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        job_name = str(parameters.get("JobName") or "glue-job")
+        arguments = dict(parameters.get("Arguments") or {})
+        job_run_id = "jr_" + uuid.uuid4().hex
+        started = datetime.now(UTC)
+        try:
+            if not self.use_spark:
+                raise SparkMissing(
+                    "this object took the Glue route but local Spark is off (--no-spark); raise "
+                    "LAMBDA_ROUTE_MAX_BYTES or run without --no-spark"
+                )
+            self._run_glue(arguments)
+        except (Exception, SystemExit) as exc:  # argparse in a job script exits on bad arguments
+            # What Step Functions reports for a failed job run: States.TaskFailed with the JobRun as cause.
+            raise TaskFailed(
+                "States.TaskFailed",
+                json.dumps(
+                    {
+                        "JobName": job_name,
+                        "Id": job_run_id,
+                        "JobRunState": "FAILED",
+                        "ErrorMessage": f"{type(exc).__name__}: {exc}",
+                        "errorType": type(exc).__name__,
+                        "errorMessage": str(exc),
+                    }
+                ),
+            ) from exc
+        return {
+            "Id": job_run_id,
+            "JobName": job_name,
+            "JobRunState": "SUCCEEDED",
+            "StartedOn": started.isoformat(),
+            "CompletedOn": datetime.now(UTC).isoformat(),
+            "ExecutionTime": int((datetime.now(UTC) - started).total_seconds()),
+        }
+
+    def _glue_argv(self, arguments: Mapping[str, Any], run: RunState) -> list[str]:
+        """The job's arguments as Glue passes them, plus where the local object, result and rejects live."""
+        rt = self.rt
+        objects = rt.adapters.objects
+        argv = ["ingest_large_object.py"]
+        for key, value in arguments.items():
+            argv += [str(key), str(value)]
+        argv += [
+            "--datasets_dir", str(rt.settings.datasets_dir),
+            "--source_uri", objects.uri(run.bucket, run.key),
+            "--result_uri", objects.uri(rt.settings.lake_bucket, f"runs/{run.run_id}/commit.json"),
+            "--rejects_uri",
+            objects.uri(rt.settings.quarantine_bucket, f"rows/{run.dataset}/{run.run_id}/rejects.parquet"),
+        ]  # fmt: skip
+        return argv
+
+    def _run_glue(self, arguments: Mapping[str, Any]) -> None:
+        run_input = json.loads(str(arguments.get("--run_input") or "{}"))
+        run = RunState.parse(run_input)
+        spark = shared_spark()
+        script = self.root / "jobs" / "glue" / "ingest_large_object.py"
+        if script.is_file():
+            _call_script(_load_script(script), spark, self._glue_argv(arguments, run))
+            return
+        self._ingest_with_spark(spark, run)
+
+    def _ingest_with_spark(self, spark: Any, run: RunState) -> None:
+        """What the Glue job does: ingest on Spark, then leave the result where ReadGlueResult looks."""
+        from lakehouse.spark.ingest import ingest_object
+
+        rt = self.rt
+        inspection = run.section("inspection")
+        objects = rt.adapters.objects
+        rejects_key = f"rows/{run.dataset}/{run.run_id}/rejects.parquet"
+        result = ingest_object(
+            spark,
+            objects.uri(run.bucket, run.key),
+            rt.contract(run.dataset),
+            str(inspection.get("table_uri") or rt.table_uri(run.dataset)),
+            RunMeta(
+                source_uri=f"s3://{run.bucket}/{run.key}",
+                source_version=run.source_version,
+                ingested_at=_ingested_at(run),
+                run_id=run.run_id,
+            ),
+            app_id=str(inspection["app_id"]),
+            rejects_uri=objects.uri(rt.settings.quarantine_bucket, rejects_key),
+            source_name=f"s3://{run.bucket}/{run.key}",
+        )
+        rejects = result.pop("rejects_path", None)
+        result["rejects_uri"] = rejects
+        result["engine"] = "spark"
+        objects.put_bytes(
+            rt.settings.lake_bucket,
+            f"runs/{run.run_id}/commit.json",
+            json.dumps(result, default=str).encode(),
+        )
+
+    # -- EMR Serverless ----------------------------------------------------------------------------
+
+    def emr_start_job_run(self, parameters: Mapping[str, Any]) -> dict[str, Any]:
+        driver = (parameters.get("JobDriver") or {}).get("SparkSubmit") or {}
+        entry = PurePosixPath(str(driver.get("EntryPoint") or "")).name
+        argv = [str(a) for a in driver.get("EntryPointArguments") or []]
+        job_run_id = uuid.uuid4().hex[:16]
+        try:
+            self._run_emr(entry, argv)
+        except (Exception, SystemExit) as exc:  # argparse in a job script exits on bad arguments
+            raise TaskFailed(
+                "States.TaskFailed",
+                json.dumps(
+                    {
+                        "JobRunId": job_run_id,
+                        "State": "FAILED",
+                        "StateDetails": f"{type(exc).__name__}: {exc}",
+                        "errorType": type(exc).__name__,
+                        "errorMessage": str(exc),
+                    }
+                ),
+            ) from exc
+        return {
+            "ApplicationId": str(parameters.get("ApplicationId") or "local"),
+            "JobRunId": job_run_id,
+            "Arn": f"arn:aws:emr-serverless:local:job-run/{job_run_id}",
+            "State": "SUCCESS",
+        }
+
+    def lake_root(self) -> str:
+        return str(Path(self.rt.settings.home).resolve() / "buckets" / self.rt.settings.lake_bucket)
+
+    def _emr_argv(self, entry: str, options: Mapping[str, str]) -> list[str]:
+        """The script's own arguments. The ASL passes `--dataset/--run_id`; the scripts want locations too
+        (`--lake_root`, `--table_uri`), which locally are folders under the home."""
+        dataset = options.get("--dataset", "")
+        if entry.startswith("refresh_derived"):
+            return [
+                "--dataset", dataset, "--lake_root", self.lake_root(),
+                "--datasets_dir", str(self.rt.settings.datasets_dir), "--local",
+            ]  # fmt: skip
+        if entry.startswith("maintain_table"):
+            return ["--table_uri", self.rt.table_uri(dataset), "--local"]
+        return [f"{k}={v}" for k, v in options.items()]
+
+    def _run_emr(self, entry: str, argv: Sequence[str]) -> None:
+        options = _options(argv)
+        dataset = options.get("--dataset", "")
+        script = self.root / "jobs" / "emr" / entry
+        if self.use_spark and script.is_file():
+            _call_script(_load_script(script), shared_spark(), self._emr_argv(entry, options))
+            return
+        if entry.startswith("refresh_derived"):
+            if self.use_spark:
+                refresh_derived_spark(self.rt, dataset, shared_spark())
+            else:
+                refresh_derived_duckdb(self.rt, dataset)
+            return
+        if entry.startswith("maintain_table"):
+            # delta-rs does the same checkpoint/compact/vacuum as the Spark job, locally and quickly.
+            tables.maintain(self.rt.table_uri(dataset), storage_options=self.rt.storage_options)
+            return
+        raise InvalidInputError(f"no local equivalent for the EMR entry point {entry!r}")
+
+
+def _options(argv: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    items = list(argv)
+    for index, item in enumerate(items):
+        if item.startswith("--") and index + 1 < len(items):
+            out[item] = items[index + 1]
+    return out
+
+
+def _sources(rt: Runtime) -> dict[str, str]:
+    from lakehouse.engine.delta import open_table
+
+    found = {}
+    for name in rt.contracts.names():
+        uri = rt.table_uri(name)
+        if open_table(uri, rt.storage_options) is not None:
+            found[name] = uri
+    return found
+
+
+def refresh_derived_spark(rt: Runtime, dataset: str, spark: Any) -> list[dict[str, Any]]:
+    """Each derived model of `dataset`: its Spark SQL over the dataset tables, overwriting the model."""
+    contract = rt.contract(dataset)
+    for name, uri in _sources(rt).items():
+        spark.read.format("delta").load(uri).createOrReplaceTempView(name)
+    out = []
+    for model in contract.derived:
+        frame = spark.sql(model.sql)
+        target = rt.derived_uri(model.name)
+        frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(target)
+        out.append({"model": model.name, "uri": target, "engine": "spark"})
+    return out
+
+
+def refresh_derived_duckdb(rt: Runtime, dataset: str) -> list[dict[str, Any]]:
+    """The same refresh without Spark: sqlglot spark -> duckdb, deltalake write (overwrite)."""
+    import duckdb
+    import sqlglot
+    from deltalake import DeltaTable, write_deltalake
+
+    contract = rt.contract(dataset)
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        for name, uri in _sources(rt).items():
+            con.register(f"__delta_{name}", DeltaTable(uri, storage_options=rt.storage_options or None).to_pyarrow_dataset())
+            con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "__delta_{name}"')
+        out = []
+        for model in contract.derived:
+            sql = sqlglot.transpile(model.sql, read="spark", write="duckdb")[0]
+            data = con.sql(sql).fetch_arrow_table()
+            target = rt.derived_uri(model.name)
+            write_deltalake(
+                target,
+                data,
+                mode="overwrite",
+                schema_mode="overwrite",
+                storage_options=rt.storage_options or None,
+                configuration=tables.TABLE_CONFIGURATION,
+            )
+            out.append({"model": model.name, "uri": target, "engine": "duckdb", "rows": data.num_rows})
+        return out
+    finally:
+        con.close()
