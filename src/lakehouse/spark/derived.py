@@ -9,11 +9,8 @@ from pyspark.sql import SparkSession
 from sqlglot import exp
 
 from lakehouse.contracts.model import Contract
-from lakehouse.engine.delta import TABLE_CONFIGURATION
 from lakehouse.errors import ContractError
-from lakehouse.spark.ingest import table_state
-
-_DEFAULTS_PREFIX = "spark.databricks.delta.properties.defaults."
+from lakehouse.spark.ingest import session_confs, table_property_defaults, table_state
 
 
 def table_uri(lake_root: str, dataset: str) -> str:
@@ -45,15 +42,7 @@ def refresh_derived(
     wanted = [m for m in contract.derived if models is None or m.name in models]
     out: dict[str, dict[str, Any]] = {}
     # New derived tables get the same properties as ingested ones (no deletion vectors: Athena).
-    defaults = {
-        _DEFAULTS_PREFIX + k.removeprefix("delta."): v
-        for k, v in TABLE_CONFIGURATION.items()
-        if v is not None
-    }
-    previous = {k: spark.conf.get(k, None) for k in defaults}
-    try:
-        for key, value in defaults.items():
-            spark.conf.set(key, value)
+    with session_confs(spark, table_property_defaults()):
         for model in wanted:
             views = []
             for dataset in referenced_tables(model.sql):
@@ -75,10 +64,4 @@ def refresh_derived(
             finally:
                 for view in views:
                     spark.catalog.dropTempView(view)
-    finally:
-        for key, old in previous.items():
-            if old is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, old)
     return out

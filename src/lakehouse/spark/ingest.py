@@ -8,11 +8,15 @@ committed with a Delta app transaction (`txnAppId`/`txnVersion`), so a replay ad
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import posixpath
 import tempfile
 import time
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -22,6 +26,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F  # noqa: N812
 from pyspark.sql.types import StringType, StructField, StructType
 from pyspark.sql.window import Window
+from sqlglot import exp
 
 from lakehouse.contracts.model import Contract, FormatSpec
 from lakehouse.engine.delta import TABLE_CONFIGURATION
@@ -181,9 +186,16 @@ def _readable_uri(spark: SparkSession, uri: str, detected: Detected, scratch: st
 
 def _header(spark: SparkSession, uri: str, spec: FormatSpec, name: str) -> list[str]:
     """The CSV header's field names, read by us (as the DuckDB engine does): stripped, blanks named."""
-    first = spark.read.text(uri).limit(1).collect()
-    line = str(first[0][0] or "").lstrip("\ufeff") if first else ""
-    fields = next(csv.reader([line], delimiter=spec.delimiter, quotechar=spec.quote), [])
+    if _is_local(uri):
+        with _local_path(uri).open("rb") as handle:
+            head = handle.read(SAMPLE_BYTES)
+        if head.startswith(b"\x1f\x8b"):
+            head = zlib.decompressobj(wbits=31).decompress(head, SAMPLE_BYTES)
+        line = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+    else:
+        first = spark.read.text(uri).limit(1).collect()
+        line = str(first[0][0] or "").lstrip("\ufeff") if first else ""
+    fields = next(csv.reader(io.StringIO(line), delimiter=spec.delimiter, quotechar=spec.quote), [])
     names = [n.strip() for n in fields]
     if not names or all(not n for n in names):
         raise InvalidInputError(f"{name}: the first line should be a header but is empty")
@@ -414,13 +426,36 @@ def _check_table_schema(
     return bool(new), absent
 
 
-def _commit_sql(plan: IngestPlan, absent: list[tuple[str, str]]) -> str:
-    from sqlglot import exp
+def _spark_json_object(node: exp.Expression) -> exp.Expression:
+    """JSON_OBJECT(k: v, ...) → TO_JSON(NAMED_STRUCT(k, v, ...)) keeping NULL members, as DuckDB does.
 
+    sqlglot renders JSONObject for Spark as `JSON_OBJECT('k': v)`, which Spark cannot parse.
+    """
+    if not isinstance(node, exp.JSONObject):
+        return node
+    args: list[exp.Expression] = []
+    for pair in node.expressions:
+        if not isinstance(pair, exp.JSONKeyValue):
+            return node
+        args.extend([pair.this.copy(), pair.expression.copy()])
+    options = exp.Anonymous(
+        this="MAP", expressions=[exp.Literal.string("ignoreNullFields"), exp.Literal.string("false")]
+    )
+    return exp.Anonymous(
+        this="TO_JSON", expressions=[exp.Anonymous(this="NAMED_STRUCT", expressions=args), options]
+    )
+
+
+def spark_sql(select: exp.Expression) -> str:
+    """A compiled tree rendered for Spark, with the renderings sqlglot gets wrong fixed."""
+    return select.transform(_spark_json_object).sql(dialect="spark")
+
+
+def _commit_sql(plan: IngestPlan, absent: list[tuple[str, str]]) -> str:
     select = accepted_rows(plan)
     for name, type_name in absent:
         select = select.select(exp.alias_(exp.Cast(this=exp.Null(), to=sql_type(type_name)), ident(name)))
-    return select.sql(dialect="spark")
+    return spark_sql(select)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -464,6 +499,28 @@ def _partition_predicate(frame: DataFrame, contract: Contract) -> str:
     return " OR ".join(clauses) or "false"
 
 
+@contextmanager
+def session_confs(spark: SparkSession, confs: dict[str, str]) -> Iterator[None]:
+    """Set session confs for the duration of a block, then restore what was there."""
+    previous = {k: spark.conf.get(k, None) for k in confs}
+    try:
+        for key, value in confs.items():
+            spark.conf.set(key, value)
+        yield
+    finally:
+        for key, old in previous.items():
+            if old is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, old)
+
+
+def table_property_defaults() -> dict[str, str]:
+    """Session confs that give tables created by a write the same properties as delta-rs tables."""
+    prefix = "spark.databricks.delta.properties.defaults."
+    return {prefix + k.removeprefix("delta."): v for k, v in TABLE_CONFIGURATION.items() if v is not None}
+
+
 def _commit(
     spark: SparkSession,
     contract: Contract,
@@ -473,6 +530,7 @@ def _commit(
     app_id: str,
     merge_schema: bool,
     meta: RunMeta,
+    create: bool,
 ) -> int:
     """Write the rows under the app transaction; returns the rows written (inserted + updated)."""
     user_metadata = json.dumps({"lakehouse.run_id": meta.run_id, "lakehouse.source": meta.source_uri})
@@ -487,20 +545,13 @@ def _commit(
         }
         if merge_schema:
             confs[AUTO_MERGE_CONF] = "true"
-        previous = {k: spark.conf.get(k, None) for k in confs}
         try:
-            for key, value in confs.items():
-                spark.conf.set(key, value)
-            metrics = spark.sql(
-                f"MERGE INTO {delta_path(table_uri)} AS t USING {view} AS s ON {on} "
-                "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
-            ).collect()
+            with session_confs(spark, confs):
+                metrics = spark.sql(
+                    f"MERGE INTO {delta_path(table_uri)} AS t USING {view} AS s ON {on} "
+                    "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+                ).collect()
         finally:
-            for key, old in previous.items():
-                if old is None:
-                    spark.conf.unset(key)
-                else:
-                    spark.conf.set(key, old)
             spark.catalog.dropTempView(view)
         row = metrics[0].asDict() if metrics else {}
         return int(row.get("num_inserted_rows") or 0) + int(row.get("num_updated_rows") or 0)
@@ -515,9 +566,16 @@ def _commit(
         writer = writer.option("mergeSchema", "true")
     if contract.write_mode == "overwrite_partitions":
         writer = writer.mode("overwrite").option("replaceWhere", _partition_predicate(commit, contract))
+        writer.save(table_uri)
+    elif not create:
+        writer.mode("append").save(table_uri)
     else:
-        writer = writer.mode("append")
-    writer.save(table_uri)
+        # A missing table is created by this very commit (version 0), as the DuckDB engine does,
+        # so a file that fails leaves no empty table behind.
+        if contract.partition_by:
+            writer = writer.partitionBy(*contract.partition_by)
+        with session_confs(spark, table_property_defaults()):
+            writer.mode("append").save(table_uri)
     return accepted
 
 
@@ -577,7 +635,7 @@ def ingest_object(
         existing = table_columns(spark, table_uri) if version_before >= 0 else None
         merge_schema, absent = _check_table_schema(plan, existing, name)
         source.frame.createOrReplaceTempView("src")
-        transformed = spark.sql(plan.sql("spark"))
+        transformed = spark.sql(spark_sql(plan.select))
         transformed.createOrReplaceTempView("transformed")
 
         # Pass 1: rows that break a rule, and the totals. Nothing is committed before this passes.
@@ -608,7 +666,7 @@ def ingest_object(
             )
         rejects_path: str | None = None
         if rows_quarantined or malformed:
-            rejected_sql = rejected_rows(plan).where(f"{REJECT_ACTION} = 'quarantine'").sql(dialect="spark")
+            rejected_sql = spark_sql(rejected_rows(plan).where(f"{REJECT_ACTION} = 'quarantine'"))
             rejects = spark.sql(
                 f"SELECT CAST({ROW_ORDINAL} AS BIGINT) AS source_row, CAST(NULL AS BIGINT) AS source_line, "
                 f"{REJECT_REASON} AS reason, CAST(NULL AS STRING) AS raw_line FROM ({rejected_sql}) q"
@@ -629,7 +687,8 @@ def ingest_object(
             )
 
         # Pass 2: commit the accepted rows with the app transaction.
-        if version_before < 0:
+        create = version_before < 0
+        if create and contract.write_mode != "append":
             create_table(
                 spark, table_uri, [(c.name, c.type) for c in plan.columns], list(contract.partition_by)
             )
@@ -638,7 +697,7 @@ def ingest_object(
         written = (
             None
             if applied is not None
-            else _commit(spark, contract, table_uri, commit, accepted, app_id, merge_schema, meta)
+            else _commit(spark, contract, table_uri, commit, accepted, app_id, merge_schema, meta, create)
         )
         version_after, applied = table_state(spark, table_uri, app_id)
         status = "committed" if written is not None and applied == APP_VERSION else "duplicate"
