@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     lambda_route_max_bytes: int = Field(256 * 1024 * 1024, alias="LAMBDA_ROUTE_MAX_BYTES")
     lease_ttl_seconds: int = Field(900, alias="LEASE_TTL_SECONDS")
     # DuckDB's memory limit inside the engine; keeps peak RSS flat whatever the file size.
-    duckdb_memory_limit: str = Field("400MB", alias="DUCKDB_MEMORY_LIMIT")
+    duckdb_memory_limit: str = Field("256MB", alias="DUCKDB_MEMORY_LIMIT")
     duckdb_threads: int = Field(2, alias="DUCKDB_THREADS")
     # S3 endpoint override (moto server in tests, LocalStack/MinIO for users who want one).
     s3_endpoint_url: str | None = Field(None, alias="AWS_ENDPOINT_URL_S3")

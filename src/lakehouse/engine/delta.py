@@ -21,9 +21,9 @@ TABLE_CONFIGURATION: dict[str, str | None] = {
     "delta.checkpointInterval": "10",
 }
 
-# Row groups of 128Ki rows: delta-rs buffers a row group per open partition writer, so the
+# Row groups of 64Ki rows: delta-rs buffers a row group per open partition writer, so the
 # parquet default (1Mi rows) costs ~100 MB per partition of a wide table.
-WRITER_PROPERTIES = WriterProperties(max_row_group_size=128 * 1024, compression="SNAPPY")
+WRITER_PROPERTIES = WriterProperties(max_row_group_size=64 * 1024, compression="SNAPPY")
 
 _DELTA_TYPES = {
     "string": "string",

@@ -108,6 +108,8 @@ def _csv_reader(path: Path, spec: FormatSpec, detected: Detected, header: list[s
         "nullstr": "[" + ", ".join(_quote(m) for m in spec.null_markers) + "]",
         "compression": _quote(detected.compression),
         "max_line_size": str(8 * 1024 * 1024),
+        # DuckDB sizes its read buffers at 16x max_line_size by default (128 MiB each here).
+        "buffer_size": str(16 * 1024 * 1024),
         # Malformed lines (wrong field count, bad quoting, invalid UTF-8) are kept aside in
         # reject_errors with their line number instead of failing the whole file.
         "ignore_errors": "true",
@@ -252,7 +254,7 @@ def ingest_file(
     app_id: str,
     work_dir: Path,
     storage_options: dict[str, str] | None = None,
-    memory_limit: str = "400MB",
+    memory_limit: str = "256MB",
     threads: int = 2,
     source_name: str | None = None,
 ) -> IngestResult:
