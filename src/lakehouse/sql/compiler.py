@@ -17,7 +17,7 @@ from typing import Literal
 import sqlglot
 from sqlglot import exp
 
-from lakehouse.contracts.model import Column, Contract, RowRule
+from lakehouse.contracts.model import Column, Contract, FormatSpec, RowRule
 
 Dialect = Literal["duckdb", "spark", "athena"]
 SOURCE = "src"
@@ -96,13 +96,20 @@ def _literal(value: object) -> exp.Expr:
     return exp.Literal.string(str(value))
 
 
-def _typed_value(column: Column, source_present: bool) -> exp.Expr:
+def _typed_value(column: Column, source_present: bool, spec: FormatSpec | None = None) -> exp.Expr:
     """The column's value cast to its type; NULL when the source lacks it or the cast fails."""
     if not source_present:
         return exp.Cast(this=exp.Null(), to=sql_type(column.type))
     raw = col(column.source_name, SOURCE)
     if column.type == "string":
         return raw
+    if spec is not None and column.type == "date" and spec.date_format:
+        # strptime patterns; sqlglot renders them per engine (Spark: to_date with a Java pattern).
+        return exp.StrToDate(this=raw, format=exp.Literal.string(spec.date_format), safe=True)
+    if spec is not None and column.type == "timestamp" and spec.timestamp_format:
+        parsed = exp.StrToTime(this=raw, format=exp.Literal.string(spec.timestamp_format), safe=True)
+        # A pattern without an offset reads as UTC (every session runs in UTC).
+        return exp.Cast(this=parsed, to=sql_type("timestamp"))
     cast = exp.TryCast(this=raw, to=sql_type(column.type))
     if column.type in ("int", "bigint"):
         # Integers must be written as integers: DuckDB's cast rounds '1.5' to 2 (and reads '1e3', '0x10'),
@@ -227,7 +234,7 @@ def compile_ingest(contract: Contract, source_columns: Sequence[str], meta: RunM
     known_sources = {c.source_name for c in contract.columns}
     extra = [s for s in source_columns if s not in known_sources and s != ROW_ORDINAL]
 
-    typed = {c.name: _typed_value(c, c.name in present) for c in contract.columns}
+    typed = {c.name: _typed_value(c, c.name in present, contract.format) for c in contract.columns}
     columns = [OutputColumn(c.name, c.type, c.nullable) for c in contract.columns]
     projections: list[exp.Expr] = [exp.alias_(typed[c.name].copy(), ident(c.name)) for c in contract.columns]
 
