@@ -26,7 +26,13 @@ from lakehouse.sql.dialects import athena_to_duckdb
 from lakehouse.stages.runtime import Runtime
 
 # Delta (Spark-style) primitive names → names Athena's parser knows, for sqlglot's type annotation.
-_TRINO_TYPES = {"long": "bigint", "integer": "int", "short": "smallint", "byte": "tinyint", "string": "varchar"}
+_TRINO_TYPES = {
+    "long": "bigint",
+    "integer": "int",
+    "short": "smallint",
+    "byte": "tinyint",
+    "string": "varchar",
+}
 
 
 class QueryError(RuntimeError):

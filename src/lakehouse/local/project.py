@@ -94,7 +94,7 @@ _TemplateLoader.add_multi_constructor("!", _intrinsic)  # type: ignore[no-untype
 def load_template(path: Path) -> dict[str, Any]:
     """template.yaml as plain data, intrinsics in their long form."""
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_TemplateLoader)  # noqa: S506 - safe loader subclass
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_TemplateLoader)
     except (OSError, yaml.YAMLError) as exc:
         raise ProjectError(f"{path}: cannot read the template: {exc}") from exc
     if not isinstance(data, dict):
@@ -137,7 +137,9 @@ class Project:
     @classmethod
     def load(cls, root: Path | None = None) -> Project:
         root = (root or find_project_root()).resolve()
-        return cls(root, _cached_template(root / "template.yaml", (root / "template.yaml").stat().st_mtime_ns))
+        return cls(
+            root, _cached_template(root / "template.yaml", (root / "template.yaml").stat().st_mtime_ns)
+        )
 
     @property
     def resources(self) -> dict[str, Any]:
@@ -151,7 +153,9 @@ class Project:
 
     def parameter_defaults(self) -> dict[str, str]:
         return {
-            name: str(spec.get("Default", "")) for name, spec in self.parameters.items() if isinstance(spec, dict)
+            name: str(spec.get("Default", ""))
+            for name, spec in self.parameters.items()
+            if isinstance(spec, dict)
         }
 
     def function_ids(self) -> list[str]:
@@ -197,7 +201,7 @@ class Project:
         if isinstance(value, str | int | float):
             return str(value)
         if isinstance(value, dict) and len(value) == 1:
-            (kind, arg), = value.items()
+            ((kind, arg),) = value.items()
             if kind == "Ref":
                 return self._ref(str(arg), parameters)
             if kind == "Fn::GetAtt":
@@ -315,7 +319,9 @@ def load_handler_module(spec: FunctionSpec) -> ModuleType:
     if cached is not None:
         return cached
     if not path.is_file():
-        raise ProjectError(f"{spec.logical_id}: handler module {path} does not exist (Handler {spec.handler})")
+        raise ProjectError(
+            f"{spec.logical_id}: handler module {path} does not exist (Handler {spec.handler})"
+        )
     name = "lakehouse_function_" + re.sub(r"\W", "_", f"{spec.code_dir.name}_{path.stem}")
     module_spec = importlib.util.spec_from_file_location(name, path)
     if module_spec is None or module_spec.loader is None:

@@ -8,6 +8,7 @@ each visited state shows its time.
 from __future__ import annotations
 
 import html
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -53,7 +54,12 @@ def layout(definition: Mapping[str, Any]) -> tuple[dict[str, tuple[int, int]], l
     """Grid positions (column, layer) of the top-level states, and the edges (source, target, kind)."""
     states: Mapping[str, Any] = definition.get("States") or {}
     start = str(definition.get("StartAt"))
-    edges = [(name, target, kind) for name, st in states.items() for target, kind in _targets(st) if target in states]
+    edges = [
+        (name, target, kind)
+        for name, st in states.items()
+        for target, kind in _targets(st)
+        if target in states
+    ]
     # Longest-path layering over the DAG of forward edges (a DFS back edge would be a loop; none is followed).
     order: list[str] = []
     state_of: dict[str, int] = {}
@@ -98,7 +104,7 @@ def render_svg(
     width = MARGIN * 2 + (max(c for c, _ in positions.values()) + 1) * (NODE_W + GAP_X)
     height = MARGIN * 2 + (max(layer for _, layer in positions.values()) + 1) * (NODE_H + GAP_Y)
     visited = set(path)
-    taken = {(a, b) for a, b in zip(path, path[1:], strict=False)}
+    taken = {(a, b) for a, b in itertools.pairwise(path)}
     failed = status in ("FAILED", "QUARANTINED")
 
     def box(name: str) -> tuple[float, float]:
@@ -225,14 +231,28 @@ def render_run(record: Mapping[str, Any], definition: Mapping[str, Any]) -> str:
         )
         quarantine = record.get("quarantine") or {}
         if quarantine:
-            error_html += "<table>" + _rows(
-                [("quarantined object", quarantine.get("object_uri")), ("reason file", quarantine.get("reason_uri"))]
-            ) + "</table>"
+            error_html += (
+                "<table>"
+                + _rows(
+                    [
+                        ("quarantined object", quarantine.get("object_uri")),
+                        ("reason file", quarantine.get("reason_uri")),
+                    ]
+                )
+                + "</table>"
+            )
         rollback = record.get("rollback") or {}
         if rollback:
-            error_html += "<table>" + _rows(
-                [("rolled back", rollback.get("restored")), ("restored to version", rollback.get("restored_to"))]
-            ) + "</table>"
+            error_html += (
+                "<table>"
+                + _rows(
+                    [
+                        ("rolled back", rollback.get("restored")),
+                        ("restored to version", rollback.get("restored_to")),
+                    ]
+                )
+                + "</table>"
+            )
     svg = render_svg(definition, list(record.get("path") or []), timings_by_state(record), status)
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
@@ -281,6 +301,10 @@ def write_reports(
     page = folder / f"{record['run_id']}.html"
     page.write_text(render_run(record, definition), encoding="utf-8")
     others = [r for r in records if r.get("run_id") != record.get("run_id")]
-    merged = sorted([dict(record), *others], key=lambda r: str(r.get("finished_at") or r.get("updated_at") or ""), reverse=True)
+    merged = sorted(
+        [dict(record), *others],
+        key=lambda r: str(r.get("finished_at") or r.get("updated_at") or ""),
+        reverse=True,
+    )
     (folder / "index.html").write_text(render_index(merged), encoding="utf-8")
     return page
