@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lakehouse.stages.ingest import commit_object
@@ -19,4 +20,8 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return commit_object(get_runtime(), event)
+    result = commit_object(get_runtime(), event)
+    metrics.add_dimension(name="dataset", value=str(event.get("dataset", "unknown")))
+    metrics.add_metric(name="RowsWritten", unit=MetricUnit.Count, value=result.get("rows_written", 0))
+    metrics.add_metric(name="RowsRejected", unit=MetricUnit.Count, value=result.get("rows_rejected", 0))
+    return result

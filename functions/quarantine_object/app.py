@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lakehouse.stages.ingest import quarantine_object
@@ -19,4 +20,6 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return quarantine_object(get_runtime(), event)
+    result = quarantine_object(get_runtime(), event)
+    metrics.add_metric(name="ObjectsQuarantined", unit=MetricUnit.Count, value=1)
+    return result

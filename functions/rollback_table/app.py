@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lakehouse.stages.ingest import rollback_table
@@ -19,4 +20,8 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return rollback_table(get_runtime(), event)
+    result = rollback_table(get_runtime(), event)
+    metrics.add_metric(
+        name="TablesRolledBack", unit=MetricUnit.Count, value=int(bool(result.get("restored")))
+    )
+    return result
