@@ -169,7 +169,9 @@ _STATUS_STYLE = {"SUCCEEDED": "green", "DUPLICATE": "dim", "QUARANTINED": "red",
 def _runs_table(summaries: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title, title_justify="left")
     for column in ("file", "status", "route", "written", "rejected", "checks", "version", "seconds"):
-        table.add_column(column, justify="right" if column in ("written", "rejected", "version", "seconds") else "left")
+        table.add_column(
+            column, justify="right" if column in ("written", "rejected", "version", "seconds") else "left"
+        )
     for s in summaries:
         checks = f"{s['checks_passed']} passed"
         if s["checks_failed"]:
@@ -338,7 +340,9 @@ def _outbox(home: Path, kind: str) -> list[dict[str, Any]]:
 @app.command()
 def run(
     ctx: typer.Context,
-    files: Annotated[list[Path], typer.Argument(help="Files to land and ingest.", exists=True, dir_okay=False)],
+    files: Annotated[
+        list[Path], typer.Argument(help="Files to land and ingest.", exists=True, dir_okay=False)
+    ],
     dataset: Annotated[
         str | None, typer.Option(help="The dataset of every file (default: from each file name).")
     ] = None,
@@ -374,7 +378,9 @@ def run(
         out.print(_runs_table(summaries, "Runs"))
         for s in summaries:
             if s.get("already_run"):
-                out.print(f"{s['key']}: already ingested by run {s['run_id']} (no new version)", highlight=False)
+                out.print(
+                    f"{s['key']}: already ingested by run {s['run_id']} (no new version)", highlight=False
+                )
         _print_failures(out, summaries)
         out.print(f"report: {_url(pipeline.home / 'reports' / 'index.html')}", highlight=False)
     if failed:
@@ -406,7 +412,9 @@ def watch(
         if as_json:
             sys.stderr.write(json.dumps({"event": kind, **info}, default=str) + "\n")
         else:
-            console.print(f"[bold]{kind}[/bold] " + " ".join(f"{k}={v}" for k, v in info.items()), highlight=False)
+            console.print(
+                f"[bold]{kind}[/bold] " + " ".join(f"{k}={v}" for k, v in info.items()), highlight=False
+            )
 
     watcher = LandingWatcher(pipeline, debounce_ms=debounce_ms, on_event=on_event)
     if not as_json and not once:
@@ -440,6 +448,12 @@ def invoke(
     drain: Annotated[
         bool, typer.Option("--drain/--no-drain", help="Run the pipeline runs the handler started.")
     ] = True,
+    local_uris: Annotated[
+        bool,
+        typer.Option(
+            "--local-uris/--keep-uris", help="Point s3://<local bucket>/ URIs in the event at the local home."
+        ),
+    ] = True,
 ) -> None:
     """Call one Lambda handler in-process, like `sam local invoke` (no Docker)."""
     from lakehouse.local.executor import lambda_context
@@ -462,6 +476,8 @@ def invoke(
             overrides = json.loads(env_vars.read_text(encoding="utf-8"))
         except ValueError as exc:
             raise _fail(f"{env_vars}: not JSON: {exc}") from exc
+    if local_uris:
+        payload = _localise_uris(payload, g.home, project)
     env = project.function_environment(function, {})
     # SAM's env-vars file: "Parameters" applies to every function, "<LogicalId>" to that one.
     for section in (overrides.get("Parameters") or {}, overrides.get(function) or {}):
@@ -509,13 +525,35 @@ def invoke(
             _err().print(f"run {record.run_id}: {record.status}", highlight=False)
 
 
+def _localise_uris(value: Any, home: Path, project: Any) -> Any:
+    """`s3://lake/tables/orders` in a sample event -> the same object under `<home>/buckets/lake/`.
+
+    Sample events carry the S3 URIs a deployed stack produces; the local backend's URIs are paths.
+    Only buckets the template defines (by their local names) are rewritten.
+    """
+    from lakehouse.local.project import LOCAL_RESOURCE_NAMES
+
+    buckets = {v for k, v in LOCAL_RESOURCE_NAMES.items() if k.endswith("Bucket")}
+    if isinstance(value, dict):
+        return {k: _localise_uris(v, home, project) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_localise_uris(v, home, project) for v in value]
+    if isinstance(value, str) and value.startswith("s3://"):
+        bucket, _, key = value[5:].partition("/")
+        if bucket in buckets:
+            return str(home / "buckets" / bucket / key) if key else str(home / "buckets" / bucket)
+    return value
+
+
 # -- query ----------------------------------------------------------------------------------------
 
 
 @app.command()
 def query(
     ctx: typer.Context,
-    sql: Annotated[str, typer.Argument(help="Athena (Trino) SQL; tables by dataset or <database>.<dataset>.")],
+    sql: Annotated[
+        str, typer.Argument(help="Athena (Trino) SQL; tables by dataset or <database>.<dataset>.")
+    ],
     output: Annotated[str, typer.Option("--format", "-f", help="table | csv | json")] = "table",
     show_sql: Annotated[bool, typer.Option("--show-sql", help="Also print the DuckDB SQL.")] = False,
 ) -> None:
@@ -570,7 +608,8 @@ def _tables_info(rt: Any) -> list[dict[str, Any]]:
                     versions=len(tables.versions(uri, rt.storage_options)),
                     rows=tables.row_count(uri, rt.storage_options),
                     files=len(dt.file_uris()),
-                    registered=rt.adapters.catalog.get_table(rt.settings.glue_database, table_name) is not None,
+                    registered=rt.adapters.catalog.get_table(rt.settings.glue_database, table_name)
+                    is not None,
                 )
             out.append(info)
     return out
@@ -579,7 +618,9 @@ def _tables_info(rt: Any) -> list[dict[str, Any]]:
 def _tables_table(info: list[dict[str, Any]]) -> Table:
     table = Table(title="Tables", title_justify="left")
     for column in ("table", "kind", "rows", "version", "versions", "files", "in catalog"):
-        table.add_column(column, justify="right" if column in ("rows", "version", "versions", "files") else "left")
+        table.add_column(
+            column, justify="right" if column in ("rows", "version", "versions", "files") else "left"
+        )
     for t in info:
         if not t["exists"]:
             table.add_row(t["table"], t["kind"], "-", "-", "-", "-", "no table yet")
@@ -665,7 +706,10 @@ def rollback(
     with _table_lease(rt, table):
         try:
             result = tables.rollback(
-                rt.table_uri(table), version, storage_options=rt.storage_options, reason="lakehouse rollback (CLI)"
+                rt.table_uri(table),
+                version,
+                storage_options=rt.storage_options,
+                reason="lakehouse rollback (CLI)",
             )
         except LakehouseError as exc:
             raise _fail(str(exc), 1) from exc
@@ -681,7 +725,9 @@ def rollback(
 def maintain(
     ctx: typer.Context,
     table: str,
-    retention_hours: Annotated[int, typer.Option(help="VACUUM keeps files removed within this window.")] = 168,
+    retention_hours: Annotated[
+        int, typer.Option(help="VACUUM keeps files removed within this window.")
+    ] = 168,
     as_json: JsonOpt = False,
 ) -> None:
     """Compact (OPTIMIZE), checkpoint and vacuum one table, under its lease."""

@@ -371,7 +371,7 @@ def refresh_derived_duckdb(rt: Runtime, dataset: str) -> list[dict[str, Any]]:
         out = []
         for model in contract.derived:
             sql = sqlglot.transpile(model.sql, read="spark", write="duckdb")[0]
-            data = con.sql(sql).fetch_arrow_table()
+            data = con.sql(sql).to_arrow_table()
             target = rt.derived_uri(model.name)
             write_deltalake(
                 target,
