@@ -36,11 +36,11 @@ from lakehouse.sql.compiler import (
     ROW_ORDINAL,
     IngestPlan,
     RunMeta,
-    accepted_rows,
     compile_ingest,
     ident,
     rejected_rows,
 )
+from lakehouse.sql.evolution import check_file_schema, check_table_schema, commit_select
 
 APP_VERSION = 1  # one app id per source object, so its version is always 1 (see docs/ARCHITECTURE.md)
 
@@ -186,63 +186,8 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _check_file_schema(plan: IngestPlan, name: str) -> None:
-    contract = plan.contract
-    if contract.schema_evolution == "strict" and (plan.extra_columns or plan.missing_columns):
-        parts = []
-        if plan.missing_columns:
-            parts.append(f"missing columns {plan.missing_columns}")
-        if plan.extra_columns:
-            parts.append(f"unexpected columns {plan.extra_columns}")
-        hint = ""
-        if len(plan.extra_columns) == 1 and len(plan.missing_columns) > 1:
-            hint = f" (is the delimiter {contract.format.delimiter!r} right for this file?)"
-        raise SchemaMismatchError(
-            f"{name}: does not match the contract of {contract.name!r} (schema_evolution: strict): "
-            + "; ".join(parts)
-            + hint
-        )
-    required_missing = [c for c in plan.missing_columns if not contract.column(c).nullable]
-    if required_missing:
-        raise SchemaMismatchError(f"{name}: lacks required (non-nullable) columns {required_missing}")
-
-
-def _check_table_schema(
-    plan: IngestPlan, table: DeltaTable | None, name: str
-) -> tuple[bool, list[tuple[str, str]]]:
-    """Whether the commit must merge the schema, and the table's columns the file does not carry."""
-    if table is None:
-        return False, []
-    existing = table_columns(table)
-    conflicts = [
-        f"{c.name}: table has {existing[c.name]}, contract/file gives {c.type}"
-        for c in plan.columns
-        if c.name in existing and existing[c.name] != c.type
-    ]
-    if conflicts:
-        raise SchemaMismatchError(
-            f"{name}: column types differ from table {plan.contract.name!r}: " + "; ".join(conflicts)
-        )
-    new = [c.name for c in plan.columns if c.name not in existing]
-    if new and plan.contract.schema_evolution == "strict":
-        raise SchemaMismatchError(
-            f"{name}: would add columns {new} to table {plan.contract.name!r}, but schema_evolution is strict"
-        )
-    planned = {c.name for c in plan.columns}
-    absent = [(n, t) for n, t in existing.items() if n not in planned]
-    return bool(new), absent
-
-
 def _commit_select(plan: IngestPlan, absent: list[tuple[str, str]]) -> str:
-    """The accepted rows, with NULLs for table columns this file does not carry."""
-    from sqlglot import exp
-
-    from lakehouse.sql.compiler import sql_type
-
-    select = accepted_rows(plan)
-    for name, type_name in absent:
-        select = select.select(exp.alias_(exp.Cast(this=exp.Null(), to=sql_type(type_name)), ident(name)))
-    return select.sql(dialect="duckdb")
+    return commit_select(plan, absent).sql(dialect="duckdb")
 
 
 def ingest_file(
@@ -288,8 +233,10 @@ def ingest_file(
         con.execute("SET TimeZone = 'UTC'")
         source = _Source(con, path, contract, detected)
         plan = compile_ingest(contract, source.columns, meta)
-        _check_file_schema(plan, name)
-        merge_schema, absent = _check_table_schema(plan, table, name)
+        check_file_schema(plan, name)
+        merge_schema, absent = check_table_schema(
+            plan, table_columns(table) if table is not None else None, name
+        )
         con.execute(f"CREATE OR REPLACE TEMP VIEW transformed AS {plan.sql('duckdb')}")
 
         rejects_path = work_dir / "rejects.parquet"

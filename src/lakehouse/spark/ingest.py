@@ -38,12 +38,11 @@ from lakehouse.sql.compiler import (
     ROW_ORDINAL,
     IngestPlan,
     RunMeta,
-    accepted_rows,
     compile_ingest,
-    ident,
     rejected_rows,
-    sql_type,
+    render,
 )
+from lakehouse.sql.evolution import check_file_schema, check_table_schema, commit_select
 
 APP_VERSION = 1  # one app id per source object, so its version is always 1 (docs/ARCHITECTURE.md)
 CORRUPT = "_corrupt_record"
@@ -376,90 +375,13 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-# ---------------------------------------------------------------------------------------------
-# Schema policy: identical to lakehouse.engine.ingest.
-
-
-def _check_file_schema(plan: IngestPlan, name: str) -> None:
-    contract = plan.contract
-    if contract.schema_evolution == "strict" and (plan.extra_columns or plan.missing_columns):
-        parts = []
-        if plan.missing_columns:
-            parts.append(f"missing columns {plan.missing_columns}")
-        if plan.extra_columns:
-            parts.append(f"unexpected columns {plan.extra_columns}")
-        hint = ""
-        if len(plan.extra_columns) == 1 and len(plan.missing_columns) > 1:
-            hint = f" (is the delimiter {contract.format.delimiter!r} right for this file?)"
-        raise SchemaMismatchError(
-            f"{name}: does not match the contract of {contract.name!r} (schema_evolution: strict): "
-            + "; ".join(parts)
-            + hint
-        )
-    required_missing = [c for c in plan.missing_columns if not contract.column(c).nullable]
-    if required_missing:
-        raise SchemaMismatchError(f"{name}: lacks required (non-nullable) columns {required_missing}")
-
-
-def _check_table_schema(
-    plan: IngestPlan, existing: dict[str, str] | None, name: str
-) -> tuple[bool, list[tuple[str, str]]]:
-    """Whether the commit must merge the schema, and the table's columns the file does not carry."""
-    if existing is None:
-        return False, []
-    conflicts = [
-        f"{c.name}: table has {existing[c.name]}, contract/file gives {c.type}"
-        for c in plan.columns
-        if c.name in existing and existing[c.name] != c.type
-    ]
-    if conflicts:
-        raise SchemaMismatchError(
-            f"{name}: column types differ from table {plan.contract.name!r}: " + "; ".join(conflicts)
-        )
-    new = [c.name for c in plan.columns if c.name not in existing]
-    if new and plan.contract.schema_evolution == "strict":
-        raise SchemaMismatchError(
-            f"{name}: would add columns {new} to table {plan.contract.name!r}, but schema_evolution is strict"
-        )
-    planned = {c.name for c in plan.columns}
-    absent = [(n, t) for n, t in existing.items() if n not in planned]
-    return bool(new), absent
-
-
-def _spark_json_object(node: exp.Expression) -> exp.Expression:
-    """JSON_OBJECT(k: v, ...) → TO_JSON(NAMED_STRUCT(k, v, ...)) keeping NULL members, as DuckDB does.
-
-    sqlglot renders JSONObject for Spark as `JSON_OBJECT('k': v)`, which Spark cannot parse.
-    """
-    if not isinstance(node, exp.JSONObject):
-        return node
-    args: list[exp.Expression] = []
-    for pair in node.expressions:
-        if not isinstance(pair, exp.JSONKeyValue):
-            return node
-        args.extend([pair.this.copy(), pair.expression.copy()])
-    options = exp.Anonymous(
-        this="MAP", expressions=[exp.Literal.string("ignoreNullFields"), exp.Literal.string("false")]
-    )
-    return exp.Anonymous(
-        this="TO_JSON", expressions=[exp.Anonymous(this="NAMED_STRUCT", expressions=args), options]
-    )
-
-
 def spark_sql(select: exp.Expression) -> str:
     """A compiled tree rendered for Spark, with the renderings sqlglot gets wrong fixed."""
-    return select.transform(_spark_json_object).sql(dialect="spark")
+    return render(select, "spark")
 
 
 def _commit_sql(plan: IngestPlan, absent: list[tuple[str, str]]) -> str:
-    select = accepted_rows(plan)
-    for name, type_name in absent:
-        select = select.select(exp.alias_(exp.Cast(this=exp.Null(), to=sql_type(type_name)), ident(name)))
-    return spark_sql(select)
-
-
-# ---------------------------------------------------------------------------------------------
-# The ingest.
+    return spark_sql(commit_select(plan, absent))
 
 
 def _write_rejects(spark: SparkSession, frame: DataFrame, rejects_uri: str) -> None:
@@ -631,9 +553,9 @@ def ingest_object(
     source = _Source(spark, readable, contract, detected, name)
     try:
         plan = compile_ingest(contract, source.columns, meta)
-        _check_file_schema(plan, name)
+        check_file_schema(plan, name)
         existing = table_columns(spark, table_uri) if version_before >= 0 else None
-        merge_schema, absent = _check_table_schema(plan, existing, name)
+        merge_schema, absent = check_table_schema(plan, existing, name)
         source.frame.createOrReplaceTempView("src")
         transformed = spark.sql(spark_sql(plan.select))
         transformed.createOrReplaceTempView("transformed")

@@ -60,7 +60,7 @@ class IngestPlan:
     added_columns: list[str] = field(default_factory=list)  # extra columns kept as new string columns
 
     def sql(self, dialect: Dialect) -> str:
-        return self.select.sql(dialect=dialect)
+        return render(self.select, dialect)
 
     @property
     def data_columns(self) -> list[str]:
@@ -341,3 +341,30 @@ def parse(sql: str, dialect: Dialect) -> exp.Expr:
     parsed = sqlglot.parse_one(sql, read=dialect)
     assert parsed is not None
     return parsed
+
+
+def _spark_json_object(node: exp.Expr) -> exp.Expr:
+    """JSON_OBJECT(k: v, ...) → TO_JSON(NAMED_STRUCT(k, v, ...)) keeping NULL members, as DuckDB does.
+
+    sqlglot renders JSONObject for Spark as `JSON_OBJECT('k': v)`, which Spark cannot parse.
+    """
+    if not isinstance(node, exp.JSONObject):
+        return node
+    args: list[exp.Expr] = []
+    for pair in node.expressions:
+        if not isinstance(pair, exp.JSONKeyValue):
+            return node
+        args.extend([pair.this.copy(), pair.expression.copy()])
+    options = exp.Anonymous(
+        this="MAP", expressions=[exp.Literal.string("ignoreNullFields"), exp.Literal.string("false")]
+    )
+    return exp.Anonymous(
+        this="TO_JSON", expressions=[exp.Anonymous(this="NAMED_STRUCT", expressions=args), options]
+    )
+
+
+def render(tree: exp.Expr, dialect: Dialect) -> str:
+    """A compiled tree as SQL for one engine, with the renderings sqlglot gets wrong fixed."""
+    if dialect == "spark":
+        tree = tree.transform(_spark_json_object)
+    return tree.sql(dialect=dialect)
