@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deltalake import CommitProperties, DeltaTable
-from deltalake.exceptions import TableNotFoundError
 
+from lakehouse.engine.delta import TABLE_CONFIGURATION, open_table
 from lakehouse.errors import CommitConflictError, InvalidInputError
 
 __all__ = [
@@ -27,10 +27,6 @@ __all__ = [
     "table_version",
     "versions",
 ]
-
-# Properties every table is created with (pass as `write_deltalake(..., configuration=...)`).
-# Athena cannot read deletion vectors, so they stay off; the checkpoint interval keeps delta-rs's default.
-TABLE_CONFIGURATION: dict[str, str | None] = {"delta.enableDeletionVectors": "false"}
 
 # commitInfo keys delta-rs writes itself; anything else in a commit is custom metadata (run id, app id...).
 _STANDARD_COMMIT_KEYS = frozenset(
@@ -50,15 +46,6 @@ _STANDARD_COMMIT_KEYS = frozenset(
         "txnId",
     }
 )
-
-
-def open_table(uri: str, storage_options: dict[str, str] | None = None) -> DeltaTable | None:
-    """The table at `uri`, or None if there is no Delta table there (yet)."""
-    try:
-        # No `without_files`: deltalake 1.6 deprecates and ignores it (loading always reads the file list).
-        return DeltaTable(uri, storage_options=storage_options or None)
-    except TableNotFoundError:
-        return None
 
 
 def _require(uri: str, storage_options: dict[str, str] | None) -> DeltaTable:
