@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,18 @@ from typer.testing import CliRunner
 ROOT = Path(__file__).resolve().parents[2]
 DATASETS = ROOT / "datasets"
 
-ORDERS_HEADER = (
-    "o_orderkey,o_custkey,o_orderstatus,o_totalprice,o_orderdate,o_orderpriority,o_clerk,o_shippriority,o_comment"
+ORDERS_HEADER = ",".join(
+    [
+        "o_orderkey",
+        "o_custkey",
+        "o_orderstatus",
+        "o_totalprice",
+        "o_orderdate",
+        "o_orderpriority",
+        "o_clerk",
+        "o_shippriority",
+        "o_comment",
+    ]
 )
 LINEITEM_HEADER = (
     "l_orderkey,l_partkey,l_suppkey,l_linenumber,l_quantity,l_extendedprice,l_discount,l_tax,l_returnflag,"
@@ -64,12 +73,12 @@ class Cli:
 
 
 @pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
     monkeypatch.chdir(ROOT)
     # A test must not inherit a developer's LAKEHOUSE_* settings (or the runtime cache keyed on them).
     for name in ("LAKEHOUSE_HOME", "LAKEHOUSE_DATASETS", "LAKEHOUSE_BACKEND", "DATASETS_DIR"):
         monkeypatch.delenv(name, raising=False)
-    yield Cli(tmp_path / "home")
+    return Cli(tmp_path / "home")
 
 
 def csv_rows(path: Path) -> list[dict[str, str]]:

@@ -1,4 +1,4 @@
-"""The local pipeline through the `lakehouse` CLI: run, duplicates, bad files, failing checks, query, watch."""
+"""The local pipeline through the `lakehouse` CLI: run, duplicates, bad files, failing checks, watch..."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from e2e_helpers import Cli, csv_rows, write_lineitem, write_orders
 
 pytestmark = pytest.mark.e2e
@@ -153,7 +152,9 @@ def test_checks_runs_and_maintain_commands(cli: Cli, tmp_path: Path) -> None:
 def test_watch_picks_up_a_dropped_file_and_is_exactly_once_across_restarts(cli: Cli, tmp_path: Path) -> None:
     landing = cli.home / "buckets" / "landing" / "orders"
     landing.mkdir(parents=True)
-    proc = cli.subprocess("watch", "--max-runs", "1", "--timeout", "120", "--debounce-ms", "300", "--no-spark", "--json")
+    proc = cli.subprocess(
+        "watch", "--max-runs", "1", "--timeout", "120", "--debounce-ms", "300", "--no-spark", "--json"
+    )
     try:
         time.sleep(1.5)  # let it start and scan an empty folder
         partial = landing / "orders_w1.csv.part"

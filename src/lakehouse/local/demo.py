@@ -53,7 +53,19 @@ def csv_rows(path: Path) -> int:
 def generate_tpch(folder: Path, scale: float) -> list[SampleFile]:
     folder.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [tpchgen_binary(), "csv", "-s", str(scale), "-T", "orders", "-T", "lineitem", "-o", str(folder), "--overwrite"],
+        [
+            tpchgen_binary(),
+            "csv",
+            "-s",
+            str(scale),
+            "-T",
+            "orders",
+            "-T",
+            "lineitem",
+            "-o",
+            str(folder),
+            "--overwrite",
+        ],
         check=True,
         capture_output=True,
     )
@@ -111,7 +123,7 @@ def generate_messy_orders(path: Path, rows: int = 400, seed: int = 7) -> SampleF
 
 
 def generate_bad_quantity_lineitem(path: Path, rows: int = 120, seed: int = 11) -> SampleFile:
-    """Valid rows whose quantities break the table check `quantity_positive` (1..50): commit, then roll back."""
+    """Valid rows whose quantities break the check `quantity_positive` (1..50): commit, then roll back."""
     rng = random.Random(seed)
     header = [
         "l_orderkey", "l_partkey", "l_suppkey", "l_linenumber", "l_quantity", "l_extendedprice",

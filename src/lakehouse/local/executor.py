@@ -297,8 +297,8 @@ class LocalPipeline:
         """Merge what the execution did into the run ledger (the stages have written their parts)."""
         state = final_state(result)
         visited = result.visited_names
-        commit = state.get("commit") if isinstance(state.get("commit"), dict) else {}
-        inspection = state.get("inspection") if isinstance(state.get("inspection"), dict) else {}
+        commit: dict[str, Any] = state["commit"] if isinstance(state.get("commit"), dict) else {}
+        inspection: dict[str, Any] = state["inspection"] if isinstance(state.get("inspection"), dict) else {}
         if result.succeeded:
             status = "DUPLICATE" if commit.get("status") == "duplicate" else "SUCCEEDED"
         else:
@@ -432,9 +432,12 @@ def _error_summary(error: Mapping[str, Any] | None, result: ExecutionResult) -> 
         cause = json.loads(cause)
     message = cause
     if error.get("Error") == "ChecksFailedError" and isinstance(cause, list):
-        failed = [c for c in cause if isinstance(c, dict) and not c.get("passed") and c.get("severity") == "fail"]
+        failed = [
+            c for c in cause if isinstance(c, dict) and not c.get("passed") and c.get("severity") == "fail"
+        ]
         message = "checks failed: " + ", ".join(
-            f"{c.get('name')} (metric {c.get('metric')}, min {c.get('min')}, max {c.get('max')})" for c in failed
+            f"{c.get('name')} (metric {c.get('metric')}, min {c.get('min')}, max {c.get('max')})"
+            for c in failed
         )
         return {"error": "ChecksFailedError", "message": message, "checks": cause}
     if isinstance(cause, dict):

@@ -54,7 +54,7 @@ class ProcessedSet:
 
     def seen(self, key: str, size: int, mtime_ns: int) -> bool:
         entry = self.entries.get(key)
-        return bool(entry) and entry.get("size") == size and entry.get("mtime_ns") == mtime_ns
+        return entry is not None and entry.get("size") == size and entry.get("mtime_ns") == mtime_ns
 
     def add(self, key: str, size: int, mtime_ns: int, run_id: str | None) -> None:
         self.entries[key] = {"size": size, "mtime_ns": mtime_ns, "run_id": run_id}
