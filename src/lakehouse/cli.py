@@ -454,6 +454,7 @@ def invoke(
             "--local-uris/--keep-uris", help="Point s3://<local bucket>/ URIs in the event at the local home."
         ),
     ] = True,
+    no_spark: NoSparkOpt = False,
 ) -> None:
     """Call one Lambda handler in-process, like `sam local invoke` (no Docker)."""
     from lakehouse.local.executor import lambda_context
@@ -520,7 +521,7 @@ def invoke(
     from lakehouse.local.starter import LocalQueue
 
     if drain and LocalQueue(g.home).pending():
-        records = _pipeline(ctx).drain()
+        records = _pipeline(ctx, no_spark=no_spark).drain()
         for record in records:
             _err().print(f"run {record.run_id}: {record.status}", highlight=False)
 

@@ -109,6 +109,7 @@ def event_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "OnObjectCreatedFunction",
         "--event",
         str(ROOT / "events/on_object_created_eventbridge.json"),
+        "--no-spark",
     )
     assert started.exit_code == 0, started.stderr
     runs = cli("runs", "--json").json()
