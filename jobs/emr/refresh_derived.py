@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 
@@ -26,7 +25,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from lakehouse.spark.derived import refresh_derived
     from lakehouse.spark.session import get_spark
 
-    contract = ContractRegistry.from_dir(Path(args.datasets_dir)).get(args.dataset)
+    contract = ContractRegistry.from_location(args.datasets_dir).get(args.dataset)
     spark = get_spark("lakehouse-refresh-derived", local=args.local)
     models = args.models.split(",") if args.models else None
     return refresh_derived(spark, contract, args.lake_root, models=models)

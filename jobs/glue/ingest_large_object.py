@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 OPTIONAL = ("datasets_dir", "lake_bucket", "quarantine_bucket", "result_uri", "rejects_uri", "source_uri")
@@ -39,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return ingest_run(
         spark,
         json.loads(args["run_input"]),
-        datasets_dir=Path(args["datasets_dir"] or os.environ.get("DATASETS_DIR", "datasets")),
+        datasets_dir=args["datasets_dir"] or os.environ.get("DATASETS_DIR", "datasets"),
         result_uri=args["result_uri"],
         rejects_uri=args["rejects_uri"],
         source_uri=args["source_uri"],

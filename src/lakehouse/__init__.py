@@ -1,2 +1,3 @@
 """Serverless Delta lakehouse."""
+
 __version__ = "0.1.0"

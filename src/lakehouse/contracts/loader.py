@@ -122,6 +122,32 @@ class ContractRegistry:
             raise ContractError(f"{directory}: no such contracts folder")
         return cls([load_contract(p) for p in sorted(directory.glob("*.yaml"))])
 
+    @classmethod
+    def from_location(cls, location: str | Path) -> ContractRegistry:
+        """A local folder, or `s3://bucket/prefix/` (how Glue and EMR jobs get the contracts)."""
+        text = str(location)
+        if not text.startswith("s3://"):
+            return cls.from_dir(Path(text))
+        import boto3
+
+        bucket, _, prefix = text.removeprefix("s3://").partition("/")
+        client = boto3.client("s3")
+        contracts = []
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                if key.endswith(".yaml"):
+                    body = client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+                    contract = parse_contract(body, f"s3://{bucket}/{key}")
+                    if contract.name != Path(key).stem:
+                        raise ContractError(
+                            f"s3://{bucket}/{key}:1: name: {contract.name!r} must match the file name"
+                        )
+                    contracts.append(contract)
+        if not contracts:
+            raise ContractError(f"{text}: no dataset contracts (*.yaml) found")
+        return cls(contracts)
+
     def names(self) -> list[str]:
         return sorted(self._by_name)
 

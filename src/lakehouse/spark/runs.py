@@ -54,7 +54,7 @@ def ingest_run(
     spark: SparkSession,
     run: dict[str, Any],
     *,
-    datasets_dir: Path,
+    datasets_dir: Path | str,
     result_uri: str | None = None,
     rejects_uri: str | None = None,
     source_uri: str | None = None,
@@ -76,7 +76,7 @@ def ingest_run(
     run_id, dataset, bucket, key = (str(state[k]) for k in ("run_id", "dataset", "bucket", "key"))
     inspection = dict(state.get("inspection") or {})
     version = str(state.get("version_id") or state.get("sequencer") or state.get("etag") or "")
-    contract = ContractRegistry.from_dir(datasets_dir).get(dataset)
+    contract = ContractRegistry.from_location(datasets_dir).get(dataset)
     s3_uri = f"s3://{bucket}/{key}"
     if rejects_uri is None:
         if not quarantine_bucket:

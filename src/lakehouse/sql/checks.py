@@ -6,7 +6,7 @@ rendered for DuckDB through `athena_to_duckdb`, so local runs evaluate the very 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,9 +143,16 @@ class CheckQuery:
 
 
 def compile_checks(
-    contract: Contract, resolve: TableResolver, run_id: str | None = None
+    contract: Contract,
+    resolve: TableResolver,
+    run_id: str | None = None,
+    available: Collection[str] | None = None,
 ) -> CheckQuery | None:
-    """The dataset's checks as one Athena query, or None when it declares none."""
+    """The dataset's checks as one Athena query, or None when it declares none.
+
+    `available` names the datasets whose tables exist. A referential check against any other table
+    gets a NULL metric (a failed check at its own severity) instead of making the whole query fail.
+    """
     if not contract.checks:
         return None
     table = resolve(contract.name)
@@ -154,7 +161,14 @@ def compile_checks(
         where = None
         if check.scope == "run" and run_id is not None:
             where = exp.EQ(this=col("_run_id"), expression=exp.Literal.string(run_id))
-        metric = exp.Cast(this=_metric(check, table, resolve, where), to=exp.DataType.build("double"))
+        missing_reference = (
+            check.type == "referential_integrity"
+            and available is not None
+            and check.reference is not None
+            and check.reference.dataset not in available
+        )
+        value = exp.Null() if missing_reference else _metric(check, table, resolve, where)
+        metric = exp.Cast(this=value, to=exp.DataType.build("double"))
         metrics.append(exp.alias_(metric, ident(check.name)))
     return CheckQuery(contract.checks, exp.select(*metrics))
 

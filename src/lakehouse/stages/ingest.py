@@ -79,7 +79,11 @@ def inspect_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         )
     table_uri = rt.table_uri(run.dataset)
     table = open_table(table_uri, rt.storage_options)
-    checks = compile_checks(contract, athena_table(rt.settings.glue_database), run_id=run.run_id)
+    references = {c.reference.dataset for c in contract.checks if c.reference is not None}
+    available = {run.dataset} | {d for d in references if open_table(rt.table_uri(d), rt.storage_options)}
+    checks = compile_checks(
+        contract, athena_table(rt.settings.glue_database), run_id=run.run_id, available=available
+    )
     route = "lambda" if info.size <= rt.settings.lambda_route_max_bytes else "glue"
     return {
         **detected.as_dict(),
