@@ -145,7 +145,6 @@ def test_a_writer_that_loses_the_race_after_its_snapshot_reports_duplicate(
     )
     start = DeltaTable(uri).version()
     path = _write(tmp_path / "in", "same.csv", writer=3, rows=10)
-    start_version = DeltaTable(uri).version()
     app = "lakehouse:events:raced"
     real_write = engine.write_deltalake
     seen_versions: list[int] = []

@@ -401,7 +401,8 @@ def test_derived_refresh_failure_alerts_keeps_the_commit_and_releases_the_lease(
 
     assert result.status == "FAILED", result
     assert result.error == "IngestFailed"
-    assert result.visited_names == HAPPY_LAMBDA[: HAPPY_LAMBDA.index("RefreshDerived") + 1] + [
+    assert result.visited_names == [
+        *HAPPY_LAMBDA[: HAPPY_LAMBDA.index("RefreshDerived") + 1],
         "AlertAfterCommit",
         "ReleaseLeaseAfterFailure",
         "IngestFailed",
