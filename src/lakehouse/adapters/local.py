@@ -63,7 +63,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
+def file_lock(lock_path: Path) -> Iterator[None]:
     """Hold an exclusive advisory lock; flock is per open file, so it also excludes threads of one process."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -225,7 +225,7 @@ class LocalLeaseStore:
         return Lease(table=data["table"], owner=data["owner"], expires_at=float(data["expires_at"]))
 
     def acquire(self, table: str, owner: str, ttl_seconds: int) -> Lease:
-        with _locked(self._lock(table)):
+        with file_lock(self._lock(table)):
             now = self._clock()
             current = self._read(table)
             if current is not None and current.owner != owner and current.expires_at >= now:
@@ -238,7 +238,7 @@ class LocalLeaseStore:
             return lease
 
     def release(self, table: str, owner: str) -> bool:
-        with _locked(self._lock(table)):
+        with file_lock(self._lock(table)):
             current = self._read(table)
             if current is None or current.owner != owner:
                 return False
@@ -271,7 +271,7 @@ class LocalCatalog:
     ) -> dict[str, Any]:
         entry = delta_table_input(table, location, columns, partition_keys)
         entry["DatabaseName"] = database
-        with _locked(self._lock):
+        with file_lock(self._lock):
             data = self._load()
             tables = data.setdefault(database, {})
             old: dict[str, Any] | None = tables.get(table)

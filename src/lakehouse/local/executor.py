@@ -17,7 +17,6 @@ started through a persistent queue (`LocalStarter`), so a run survives a restart
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from lakehouse import tables
+from lakehouse.adapters.local import file_lock
 from lakehouse.local.athena import LocalAthena, QueryError
 from lakehouse.local.jobs import LocalJobs, SparkMissing, spark_status
 from lakehouse.local.project import ACCOUNT_ID, REGION, Project, environment, handler_of
@@ -247,18 +247,9 @@ class LocalPipeline:
 
     # -- runs --------------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
+    def _exclusive(self) -> contextlib.AbstractContextManager[None]:
         """One executor per home at a time (watch + run in two terminals): the second waits its turn."""
-        lock = self.home / "state" / "executor.lock"
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        return file_lock(self.home / "state" / "executor.lock")
 
     def drain(
         self,

@@ -30,7 +30,7 @@ from lakehouse import tables
 from lakehouse.errors import InvalidInputError
 from lakehouse.local.sfn import TaskFailed
 from lakehouse.sql.compiler import RunMeta
-from lakehouse.stages.runtime import RunState, Runtime
+from lakehouse.stages.runtime import RunState, Runtime, started_at
 
 
 class SparkMissing(RuntimeError):  # noqa: N818 - reads as a condition, like SparkUnavailableError
@@ -137,18 +137,6 @@ def _call_script(module: ModuleType, spark: Any, argv: list[str]) -> Any:
     raise RuntimeError(f"{module.__file__} has neither run(spark, argv) nor main(argv)")
 
 
-def _ingested_at(run: RunState) -> datetime:
-    """The run's start, as lakehouse.stages does: a retried job stamps the same time."""
-    started = run.raw.get("started_at") or run.raw.get("event_time")
-    if isinstance(started, str) and started:
-        try:
-            parsed = datetime.fromisoformat(started.replace("Z", "+00:00"))
-            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-        except ValueError:
-            pass
-    return datetime.now(UTC)
-
-
 class LocalJobs:
     """Service handlers for the Glue and EMR Serverless `.sync` integrations."""
 
@@ -237,7 +225,7 @@ class LocalJobs:
             RunMeta(
                 source_uri=f"s3://{run.bucket}/{run.key}",
                 source_version=run.source_version,
-                ingested_at=_ingested_at(run),
+                ingested_at=started_at(run.raw),
                 run_id=run.run_id,
             ),
             app_id=str(inspection["app_id"]),

@@ -11,16 +11,16 @@ again on the next drain; every stage is idempotent (app transactions, leases own
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lakehouse.adapters.local import file_lock
 from lakehouse.stages.runtime import Runtime
 
 _REGION = "us-east-1"
@@ -41,16 +41,8 @@ class LocalQueue:
         self.dir = Path(home).resolve() / "state" / "queue"
         self._lock = self.dir.parent / "queue.lock"
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self._lock.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return file_lock(self._lock)
 
     def _find(self, name: str) -> Path | None:
         if not self.dir.is_dir():

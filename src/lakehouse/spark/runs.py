@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from lakehouse.contracts import ContractRegistry
 from lakehouse.engine.ingest import app_id_for
 from lakehouse.errors import ContractError
 from lakehouse.sql.compiler import RunMeta
+from lakehouse.stages.runtime import started_at
 
 
 def _jvm(spark: SparkSession) -> Any:
@@ -36,18 +36,6 @@ def write_text(spark: SparkSession, uri: str, text: str) -> None:
         stream.write(bytearray(text.encode("utf-8")))
     finally:
         stream.close()
-
-
-def ingested_at(run: dict[str, Any]) -> datetime:
-    """The run's start (as the Lambda path stamps it), so a retried job writes the same instant."""
-    started = run.get("started_at") or run.get("event_time")
-    if isinstance(started, str) and started:
-        try:
-            parsed = datetime.fromisoformat(started.replace("Z", "+00:00"))
-            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-        except ValueError:
-            pass
-    return datetime.now(UTC)
 
 
 def ingest_run(
@@ -91,7 +79,7 @@ def ingest_run(
     )
     if not table_uri:
         raise ContractError("run input lacks inspection.table_uri (and no lake bucket was given)")
-    meta = RunMeta(source_uri=s3_uri, source_version=version, ingested_at=ingested_at(state), run_id=run_id)
+    meta = RunMeta(source_uri=s3_uri, source_version=version, ingested_at=started_at(state), run_id=run_id)
     result = ingest_object(
         spark,
         source_uri or s3_uri,

@@ -6,6 +6,7 @@ import importlib.util
 import os
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 from lakehouse.spark import SparkUnavailableError
@@ -106,11 +107,15 @@ def get_spark(
             "Run `.venv/bin/python -m lakehouse.spark.jars` where Maven Central is reachable, "
             "or set LAKEHOUSE_MAVEN_REPO to a mirror or LAKEHOUSE_JAR_CACHE to a folder holding the jars"
         ) from exc
+    # Bind to loopback: a laptop run needs no network, and it silences the hostname warning.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     builder = SparkSession.builder.appName(app_name).master(
         os.environ.get("LAKEHOUSE_SPARK_MASTER", "local[2]")
     )
     confs = {**LOCAL_CONFS, **DELTA_CONFS, **ENGINE_CONFS, **(extra_conf or {})}
     confs["spark.jars"] = ",".join(str(j) for j in jars)
+    log_config = Path(__file__).with_name("log4j2.properties")
+    confs["spark.driver.extraJavaOptions"] += f" -Dlog4j2.configurationFile={log_config}"
     for key, value in confs.items():
         builder = builder.config(key, value)
     try:

@@ -19,7 +19,7 @@ from lakehouse.engine.ingest import app_id_for, ingest_file
 from lakehouse.errors import InvalidInputError
 from lakehouse.sql.checks import athena_table, compile_checks, evaluate, metrics_from_athena
 from lakehouse.sql.compiler import RunMeta
-from lakehouse.stages.runtime import RunState, Runtime
+from lakehouse.stages.runtime import RunState, Runtime, started_at
 
 logger = Logger(child=True)
 
@@ -109,7 +109,7 @@ def commit_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         meta = RunMeta(
             source_uri=f"s3://{run.bucket}/{run.key}",
             source_version=run.source_version,
-            ingested_at=_ingested_at(run),
+            ingested_at=started_at(run.raw),
             run_id=run.run_id,
         )
         result = ingest_file(
@@ -137,18 +137,6 @@ def commit_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         return out
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _ingested_at(run: RunState) -> datetime:
-    """The run's start, so a retried commit stamps the same time (and engines agree)."""
-    started = run.raw.get("started_at") or run.raw.get("event_time")
-    if isinstance(started, str) and started:
-        try:
-            parsed = datetime.fromisoformat(started.replace("Z", "+00:00"))
-            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-        except ValueError:
-            pass
-    return datetime.now(UTC)
 
 
 def read_job_result(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
