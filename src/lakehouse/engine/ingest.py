@@ -285,22 +285,7 @@ def ingest_file(
         rejected_sql = rejected_rows(plan).where(f"{REJECT_ACTION} = 'quarantine'").sql(dialect="duckdb")
         quarantined = con.execute(f"SELECT count(*) FROM ({rejected_sql})").fetchall()
         rows_quarantined = int(quarantined[0][0])
-        if malformed:
-            con.execute("CREATE TEMP TABLE malformed(line BIGINT, error VARCHAR, raw VARCHAR)")
-            con.executemany("INSERT INTO malformed VALUES (?, ?, ?)", malformed)
-        if rows_quarantined or malformed:
-            parts = []
-            if rows_quarantined:
-                parts.append(
-                    f"SELECT {ROW_ORDINAL} AS source_row, NULL::BIGINT AS source_line, "
-                    f"{REJECT_REASON} AS reason, NULL::VARCHAR AS raw_line FROM ({rejected_sql})"
-                )
-            if malformed:
-                parts.append(
-                    "SELECT NULL::BIGINT AS source_row, line AS source_line, "
-                    "'malformed line: ' || error AS reason, raw AS raw_line FROM malformed"
-                )
-            con.execute(f"COPY ({' UNION ALL '.join(parts)}) TO {_quote(str(rejects_path))} (FORMAT parquet)")
+        _write_rejects(con, rejects_path, malformed, with_rows=rows_quarantined > 0)
         if rows_total - rows_dropped - rows_quarantined == 0:
             raise InvalidInputError(
                 f"{name}: every row was rejected ({rows_quarantined} quarantined, {rows_dropped} dropped, "
@@ -457,13 +442,14 @@ def _append_streaming(
 ) -> IngestResult:
     """Append in one pass: the transformed rows stream through Python once, split by `_rejected`.
 
-    Accepted rows go on to delta-rs; rejected ones to a side DuckDB table. A `fail` row, or a file
+    Accepted rows go on to delta-rs. The stream carries only the data columns, the accept flag and
+    the reject action: row numbers and reason texts cost more than the casts themselves, so they are
+    computed in a second pass over the file only when some row was rejected. A `fail` row, or a file
     with nothing to commit, raises inside the stream, so delta-rs never commits (the files it had
-    written stay unreferenced until vacuum). Reading the file twice would cost a second parse and
-    cast of every row.
+    written stay unreferenced until vacuum).
     """
     from arro3 import compute
-    from arro3.core import DataType, RecordBatch, RecordBatchReader, Schema, Table
+    from arro3.core import DataType, RecordBatch, RecordBatchReader, Schema
     from sqlglot import exp
 
     from lakehouse.sql.compiler import REJECTED, col, sql_type
@@ -475,55 +461,40 @@ def _append_streaming(
             exp.alias_(exp.Cast(this=exp.Null(), to=sql_type(type_name)), ident(column_name))
         )
     select = select.select(
-        col(REJECTED),
-        exp.alias_(exp.Not(this=col(REJECTED)), ident(ACCEPTED)),
-        col(REJECT_ACTION),
-        col(REJECT_REASON),
-        col(ROW_ORDINAL),
+        col(REJECTED), exp.alias_(exp.Not(this=col(REJECTED)), ident(ACCEPTED)), col(REJECT_ACTION)
     )
     stream_sql = select.from_("transformed").sql(dialect="duckdb")
-    side = duckdb.connect(config={"memory_limit": "128MB", "threads": 1})
     props = CommitProperties(
         app_transactions=[Transaction(app_id, APP_VERSION)],
         custom_metadata={"lakehouse.run_id": meta.run_id, "lakehouse.source": meta.source_uri},
     )
-    counts = {"total": 0, "accepted": 0, "dropped": 0, "quarantined": 0}
+    counts = {"total": 0, "accepted": 0, "drop": 0, "quarantine": 0, "fail": 0}
     failure: list[BaseException] = []
 
     def batches(reader: RecordBatchReader) -> object:
-        failing = False
         for batch in reader:
             counts["total"] += batch.num_rows
-            flags = batch.column(REJECTED)
-            bad_count = int(compute.sum(compute.cast(flags, DataType.int64())).as_py() or 0)
-            if bad_count:
-                bad = RecordBatch.from_struct_array(compute.filter(batch.to_struct_array(), flags))
-                rejected = Table.from_batches([bad.select([ROW_ORDINAL, REJECT_REASON, REJECT_ACTION])])
-                side.register("rejected_batch", rejected)
-                side.execute("INSERT INTO rejected SELECT * FROM rejected_batch")
-                side.unregister("rejected_batch")
-                # Once a `fail` row is seen nothing more is written, but the rest is read so the
-                # error can say how many rows broke the rule.
-                failing = failing or bool(
-                    side.execute("SELECT count(*) FROM rejected WHERE _reject_action = 'fail'").fetchall()[0][
-                        0
-                    ]
-                )
-                batch = RecordBatch.from_struct_array(
-                    compute.filter(batch.to_struct_array(), batch.column(ACCEPTED))
-                )
+            accepted = batch.column(ACCEPTED)
+            good = int(compute.sum(compute.cast(accepted, DataType.int64())).as_py() or 0)
+            if good < batch.num_rows:
+                actions = compute.filter(batch.column(REJECT_ACTION), batch.column(REJECTED)).to_pylist()
+                for action in ("drop", "quarantine", "fail"):
+                    counts[action] += actions.count(action)
+                batch = RecordBatch.from_struct_array(compute.filter(batch.to_struct_array(), accepted))
             counts["accepted"] += batch.num_rows
-            if batch.num_rows and not failing:
+            # Once a `fail` row is seen nothing more is written, but the rest is read so the error
+            # can say how many rows broke the rule.
+            if batch.num_rows and not counts["fail"]:
                 yield batch.select(data_columns)
-        if failing:
-            fails = side.execute(
-                "SELECT count(*) OVER (), _row, _reject_reason FROM rejected "
-                "WHERE _reject_action = 'fail' ORDER BY _row LIMIT 1"
+        if counts["fail"]:
+            first = con.execute(
+                f"SELECT {ROW_ORDINAL}, {REJECT_REASON} FROM transformed WHERE {REJECT_ACTION} = 'fail' "
+                f"ORDER BY {ROW_ORDINAL} LIMIT 1"
             ).fetchall()[0]
             failure.append(
                 RowRuleViolationError(
-                    f"{name}: {fails[0]} row(s) break a rule whose action is fail; "
-                    f"first at data row {fails[1]}: {fails[2]}"
+                    f"{name}: {counts['fail']} row(s) break a rule whose action is fail; "
+                    f"first at data row {first[0]}: {first[1]}"
                 )
             )
             raise _StreamAbortError
@@ -531,13 +502,9 @@ def _append_streaming(
             if counts["total"] == 0:
                 message = f"{name}: has no data rows (empty, or a header only)"
             else:
-                dropped, quarantined = side.execute(
-                    "SELECT count(*) FILTER (WHERE _reject_action = 'drop'), "
-                    "count(*) FILTER (WHERE _reject_action = 'quarantine') FROM rejected"
-                ).fetchall()[0]
                 message = (
-                    f"{name}: every row was rejected ({quarantined} quarantined, {dropped} dropped); "
-                    "nothing to commit"
+                    f"{name}: every row was rejected ({counts['quarantine']} quarantined, "
+                    f"{counts['drop']} dropped); nothing to commit"
                 )
             failure.append(InvalidInputError(message))
             raise _StreamAbortError
@@ -548,9 +515,6 @@ def _append_streaming(
             return None
         for key in counts:
             counts[key] = 0
-        side.execute(
-            "CREATE OR REPLACE TABLE rejected(_row BIGINT, _reject_reason VARCHAR, _reject_action VARCHAR)"
-        )
         reader = RecordBatchReader.from_stream(con.sql(stream_sql))
         stream = RecordBatchReader.from_batches(
             Schema([reader.schema.field(n) for n in data_columns]),
@@ -581,52 +545,53 @@ def _append_streaming(
             return counts["accepted"], created.version() if created is not None else 0
         return counts["accepted"], table.version()
 
-    try:
-        outcome = with_commit_retries(attempt)
-        malformed = source.malformed_lines()
-        if outcome is None:
-            return IngestResult(
-                "duplicate",
-                version_before=version_before,
-                version_after=version_before,
-                duration_ms=int((time.monotonic() - started) * 1000),
-            )
-        drops = side.execute(
-            "SELECT count(*) FILTER (WHERE _reject_action = 'drop'), "
-            "count(*) FILTER (WHERE _reject_action = 'quarantine') FROM rejected"
-        ).fetchall()[0]
-        counts["dropped"], counts["quarantined"] = int(drops[0]), int(drops[1])
-        parts = []
-        if counts["quarantined"]:
-            parts.append(
-                "SELECT _row AS source_row, NULL::BIGINT AS source_line, _reject_reason AS reason, "
-                "NULL::VARCHAR AS raw_line FROM rejected WHERE _reject_action = 'quarantine'"
-            )
-        if malformed:
-            side.execute("CREATE TABLE malformed(line BIGINT, error VARCHAR, raw VARCHAR)")
-            side.executemany("INSERT INTO malformed VALUES (?, ?, ?)", malformed)
-            parts.append(
-                "SELECT NULL::BIGINT AS source_row, line AS source_line, "
-                "'malformed line: ' || error AS reason, raw AS raw_line FROM malformed"
-            )
-        if parts:
-            side.execute(
-                f"COPY ({' UNION ALL '.join(parts)}) TO {_quote(str(rejects_path))} (FORMAT parquet)"
-            )
-        written, version_after = outcome
+    outcome = with_commit_retries(attempt)
+    if outcome is None:
         return IngestResult(
-            status="committed",
-            rows_read=counts["total"] + len(malformed),
-            rows_written=written,
-            rows_rejected=counts["quarantined"] + len(malformed),
-            rows_dropped=counts["dropped"],
+            "duplicate",
             version_before=version_before,
-            version_after=version_after,
-            bytes_read=detected.size_bytes,
+            version_after=version_before,
             duration_ms=int((time.monotonic() - started) * 1000),
-            rejects_path=str(rejects_path) if rejects_path.exists() else None,
-            added_columns=plan.added_columns,
-            format=detected.kind,
         )
-    finally:
-        side.close()
+    malformed = source.malformed_lines()
+    _write_rejects(con, rejects_path, malformed, with_rows=counts["quarantine"] > 0)
+    written, version_after = outcome
+    return IngestResult(
+        status="committed",
+        rows_read=counts["total"] + len(malformed),
+        rows_written=written,
+        rows_rejected=counts["quarantine"] + len(malformed),
+        rows_dropped=counts["drop"],
+        version_before=version_before,
+        version_after=version_after,
+        bytes_read=detected.size_bytes,
+        duration_ms=int((time.monotonic() - started) * 1000),
+        rejects_path=str(rejects_path) if rejects_path.exists() else None,
+        added_columns=plan.added_columns,
+        format=detected.kind,
+    )
+
+
+def _write_rejects(
+    con: duckdb.DuckDBPyConnection,
+    rejects_path: Path,
+    malformed: list[tuple[int, str, str]],
+    *,
+    with_rows: bool,
+) -> None:
+    """Quarantined rows (data row number + reason) and malformed lines (line + raw text) as Parquet."""
+    parts = []
+    if with_rows:
+        parts.append(
+            f"SELECT {ROW_ORDINAL} AS source_row, NULL::BIGINT AS source_line, {REJECT_REASON} AS reason, "
+            f"NULL::VARCHAR AS raw_line FROM transformed WHERE {REJECT_ACTION} = 'quarantine'"
+        )
+    if malformed:
+        con.execute("CREATE OR REPLACE TEMP TABLE malformed(line BIGINT, error VARCHAR, raw VARCHAR)")
+        con.executemany("INSERT INTO malformed VALUES (?, ?, ?)", malformed)
+        parts.append(
+            "SELECT NULL::BIGINT AS source_row, line AS source_line, "
+            "'malformed line: ' || error AS reason, raw AS raw_line FROM malformed"
+        )
+    if parts:
+        con.execute(f"COPY ({' UNION ALL '.join(parts)}) TO {_quote(str(rejects_path))} (FORMAT parquet)")
