@@ -25,6 +25,10 @@ TABLE_CONFIGURATION: dict[str, str | None] = {
 # parquet default (1Mi rows) costs ~100 MB per partition of a wide table.
 WRITER_PROPERTIES = WriterProperties(max_row_group_size=64 * 1024, compression="SNAPPY")
 
+# delta-rs keeps each open data file in memory until it is complete, one per partition being
+# written: smaller files bound that (OPTIMIZE compacts them later).
+TARGET_FILE_SIZE = 32 * 1024 * 1024
+
 _DELTA_TYPES = {
     "string": "string",
     "boolean": "boolean",

@@ -22,6 +22,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from lakehouse.contracts.model import Contract, FormatSpec
 from lakehouse.engine.delta import (
     TABLE_CONFIGURATION,
+    TARGET_FILE_SIZE,
     WRITER_PROPERTIES,
     create_table,
     open_table,
@@ -532,6 +533,7 @@ def _append_streaming(
                 configuration=TABLE_CONFIGURATION if table is None else None,
                 storage_options=storage_options if table is None else None,
                 writer_properties=WRITER_PROPERTIES,
+                target_file_size=TARGET_FILE_SIZE,
                 commit_properties=props,
             )
         except Exception as exc:
