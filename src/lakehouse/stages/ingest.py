@@ -67,7 +67,13 @@ def inspect_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
             f"of dataset {run.dataset!r}"
         )
     objects = rt.adapters.objects
-    info = objects.head(run.bucket, run.key)
+    try:
+        info = objects.head(run.bucket, run.key)
+    except FileNotFoundError as exc:
+        raise InvalidInputError(
+            f"s3://{run.bucket}/{run.key}: the object no longer exists "
+            "(deleted or overwritten before its run started); nothing to ingest"
+        ) from exc
     head = objects.read_bytes(run.bucket, run.key, SAMPLE_BYTES)
     # The head holds the whole of a small file; for a large one the engine's reader checks the footer.
     tail = head[-4:] if info.size <= len(head) else None
