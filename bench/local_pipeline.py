@@ -101,7 +101,8 @@ def bench_latency(work: Path, runs: int) -> tuple[list[float], list[float]]:
 def bench_direct(work: Path, runs: int) -> list[float]:
     """The ingest core alone on the same kind of file: no state machine, no handlers, no checks."""
     from lakehouse.contracts import ContractRegistry
-    from lakehouse.engine.ingest import app_id_for, ingest_file
+    from lakehouse.engine.ingest import ingest_file
+    from lakehouse.events import app_id_for
     from lakehouse.sql.compiler import RunMeta
 
     contract = ContractRegistry.from_dir(ROOT / "datasets").get("orders")

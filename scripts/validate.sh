@@ -82,12 +82,14 @@ size_check() {
   # Function logical id -> layers it uses (must match template.yaml; tests/unit/test_template.py checks it).
   local -A layers_of=(
     [CommitObjectFunction]="SharedLayer EngineLayer"
+    [InspectObjectFunction]="SharedLayer EngineLayer"
     [RegisterTableFunction]="SharedLayer EngineLayer"
     [RollbackTableFunction]="SharedLayer EngineLayer"
     [MaintainTableFunction]="SharedLayer EngineLayer"
     [PlanMaintenanceFunction]="SharedLayer EngineLayer"
   )
-  for fn in CommitObjectFunction RegisterTableFunction RollbackTableFunction MaintainTableFunction \
+  for fn in CommitObjectFunction InspectObjectFunction RegisterTableFunction RollbackTableFunction \
+            MaintainTableFunction \
             PlanMaintenanceFunction; do
     local total parts
     total=$(dir_bytes "$build/$fn")

@@ -112,6 +112,12 @@ def execution_name(dataset: str, obj: ObjectCreated) -> str:
     return f"{_NAME_SAFE.sub('-', dataset)[:38]}-{digest}"
 
 
+def app_id_for(dataset: str, bucket: str, key: str, version: str) -> str:
+    """The Delta app transaction id of one source object (bucket, key, version id or ETag)."""
+    digest = hashlib.sha256(f"{bucket}\x00{key}\x00{version}".encode()).hexdigest()[:32]
+    return f"lakehouse:{dataset}:{digest}"
+
+
 def run_input(dataset: str, obj: ObjectCreated) -> dict[str, Any]:
     """The state machine input; identical for identical objects (StartExecution is then idempotent)."""
     return {

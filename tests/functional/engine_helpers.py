@@ -19,7 +19,8 @@ from typing import Any
 from deltalake import DeltaTable
 
 from lakehouse.contracts import Contract, parse_contract
-from lakehouse.engine.ingest import IngestResult, app_id_for, ingest_file
+from lakehouse.engine.ingest import IngestResult, ingest_file
+from lakehouse.events import app_id_for
 from lakehouse.sql.compiler import METADATA_COLUMNS, RunMeta
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"

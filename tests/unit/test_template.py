@@ -748,7 +748,8 @@ class TestCheckersCanFail:
     def test_architecture_table_parser_reads_rows(self) -> None:
         table = architecture_functions()
         assert table["CommitObjectFunction"] == ("commit_object", True)
-        assert table["InspectObjectFunction"] == ("inspect_object", False)
+        assert table["InspectObjectFunction"] == ("inspect_object", True)
+        assert table["QuarantineObjectFunction"] == ("quarantine_object", False)
 
 
 def test_samconfig_has_the_three_environments() -> None:

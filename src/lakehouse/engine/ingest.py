@@ -8,7 +8,6 @@ file's size (DuckDB spills beyond its memory limit).
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import time
 import zlib
@@ -44,12 +43,6 @@ from lakehouse.sql.compiler import (
 from lakehouse.sql.evolution import check_file_schema, check_table_schema, commit_select
 
 APP_VERSION = 1  # one app id per source object, so its version is always 1 (see docs/ARCHITECTURE.md)
-
-
-def app_id_for(dataset: str, bucket: str, key: str, version: str) -> str:
-    """The Delta app transaction id of one source object (bucket, key, version id or ETag)."""
-    digest = hashlib.sha256(f"{bucket}\x00{key}\x00{version}".encode()).hexdigest()[:32]
-    return f"lakehouse:{dataset}:{digest}"
 
 
 @dataclass

@@ -9,8 +9,8 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from lakehouse.contracts import ContractRegistry
-from lakehouse.engine.ingest import app_id_for
 from lakehouse.errors import ContractError
+from lakehouse.events import app_id_for
 from lakehouse.sql.compiler import RunMeta
 from lakehouse.stages.runtime import started_at
 

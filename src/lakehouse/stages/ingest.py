@@ -1,4 +1,8 @@
-"""One function per state of IngestStateMachine; the Lambda handlers and the local runtime call these."""
+"""One function per state of IngestStateMachine; the Lambda handlers and the local runtime call these.
+
+deltalake and duckdb are imported inside the stages that need them: the functions deployed without
+the engine layer (lease, checks, quarantine, Glue result) import this module too.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from lakehouse import tables
-from lakehouse.engine.delta import open_table
 from lakehouse.engine.formats import SAMPLE_BYTES, detect
-from lakehouse.engine.ingest import app_id_for, ingest_file
 from lakehouse.errors import InvalidInputError
+from lakehouse.events import app_id_for
 from lakehouse.sql.checks import athena_table, compile_checks, evaluate, metrics_from_athena
 from lakehouse.sql.compiler import RunMeta
 from lakehouse.stages.runtime import RunState, Runtime, started_at
@@ -59,6 +61,8 @@ def manage_lease(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
 
 def inspect_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     """`Inspect`: what the file is, which contract applies, and which route it takes."""
+    from lakehouse.engine.delta import open_table  # deltalake: Inspect runs with the engine layer
+
     run = RunState.parse(event)
     contract = rt.contract(run.dataset)
     if not run.key.startswith(contract.landing_prefix):
@@ -106,6 +110,8 @@ def inspect_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
 
 def commit_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     """`CommitWithLambda`: DuckDB + delta-rs, exactly once; rejected rows go to quarantine."""
+    from lakehouse.engine.ingest import ingest_file  # duckdb + deltalake: the engine layer
+
     run = RunState.parse(event)
     inspection = run.section("inspection")
     contract = rt.contract(run.dataset)
@@ -162,6 +168,8 @@ def read_job_result(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
 
 def register_table(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     """`RegisterTable` / `SyncCatalog`: catalog entry (table_type=DELTA) with the table's schema."""
+    from lakehouse import tables
+
     dataset = str(event.get("run", event).get("dataset") or "")
     if not dataset:
         raise InvalidInputError("register_table: input lacks 'dataset'")
@@ -193,6 +201,9 @@ def evaluate_checks(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
 
 def rollback_table(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     """`Rollback`: restore the version the run started from, if (and only if) this run committed."""
+    from lakehouse import tables
+    from lakehouse.engine.delta import open_table
+
     run = RunState.parse(event)
     inspection = run.section("inspection")
     uri = rt.table_uri(run.dataset)
