@@ -221,6 +221,8 @@ def ingest_file(
             "memory_limit": memory_limit,
             "threads": threads,
             "temp_directory": str(work_dir / "duckdb.tmp"),
+            # Lambda has no writable HOME; DuckDB resolves its home directory at start.
+            "home_directory": str(work_dir),
         }
     )
     try:
