@@ -8,6 +8,7 @@ rather than in a deployed Lambda.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -94,6 +95,8 @@ def test_engine_and_stages_run_with_pyarrow_blocked(tmp_path: Path) -> None:
         text=True,
         timeout=300,
         cwd=tmp_path,
+        # Lambda has no writable HOME either.
+        env={k: v for k, v in os.environ.items() if k != "HOME"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
