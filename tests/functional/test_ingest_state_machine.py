@@ -84,6 +84,7 @@ HAPPY_LAMBDA = [
     "ChecksPassed",
     "HasDerived",
     "RefreshDerived",
+    "RegisterDerived",
     "Publish",
     "ReleaseLease",
     "Done",

@@ -33,3 +33,31 @@ def test_a_key_outside_the_datasets_landing_prefix_is_refused(tmp_path: Path) ->
 
     with pytest.raises(InvalidInputError, match="outside the landing prefix 'orders/'"):
         inspect_object(rt, state)
+
+
+def test_derived_tables_are_registered_and_a_missing_one_is_reported(tmp_path: Path) -> None:
+    import duckdb
+    from deltalake import write_deltalake
+
+    from lakehouse.stages.ingest import register_table
+
+    rt = Runtime.create(
+        Settings(LAKEHOUSE_BACKEND="local", LAKEHOUSE_HOME=tmp_path, DATASETS_DIR=ROOT / "datasets")
+    )
+    gold = duckdb.sql("SELECT 'O' AS o_orderstatus, 3::BIGINT AS orders, 12.5::DECIMAL(15,2) AS revenue")
+    write_deltalake(rt.derived_uri("orders_by_status"), gold)
+
+    out = register_table(
+        rt, {"dataset": "orders", "run_id": "r", "models": ["orders_by_status", "not_built"]}
+    )
+
+    assert out["tables"][0] == {"table": "orders_by_status", "created": True, "schema_changed": False}
+    assert out["tables"][1] == {"table": "not_built", "created": False, "missing": True}
+    entry = rt.adapters.catalog.get_table(rt.settings.glue_database, "orders_by_status")
+    assert entry is not None
+    assert entry["Parameters"]["table_type"] == "DELTA"
+    assert [c["Name"] for c in entry["StorageDescriptor"]["Columns"]] == [
+        "o_orderstatus",
+        "orders",
+        "revenue",
+    ]

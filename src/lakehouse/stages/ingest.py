@@ -167,19 +167,37 @@ def read_job_result(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def register_table(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
-    """`RegisterTable` / `SyncCatalog`: catalog entry (table_type=DELTA) with the table's schema."""
+    """`RegisterTable` / `SyncCatalog` / `RegisterDerived`: catalog entries (table_type=DELTA) with the
+    tables' schemas; the dataset's table, or with `models` its derived (gold) tables."""
     from lakehouse import tables
 
-    dataset = str(event.get("run", event).get("dataset") or "")
+    state = event.get("run", event)
+    dataset = str(state.get("dataset") or "")
     if not dataset:
         raise InvalidInputError("register_table: input lacks 'dataset'")
+    database = rt.settings.glue_database
+    if "models" in event:
+        registered = []
+        for model in event.get("models") or []:
+            uri = rt.derived_uri(str(model))
+            if tables.table_version(uri, rt.storage_options) is None:
+                # The refresh wrote nothing for this model (yet): nothing to describe.
+                registered.append({"table": str(model), "created": False, "missing": True})
+                continue
+            outcome = rt.adapters.catalog.upsert_delta_table(
+                database,
+                str(model),
+                uri,
+                tables.columns(uri, rt.storage_options),
+                tables.partition_columns(uri, rt.storage_options),
+            )
+            registered.append({"table": str(model), **outcome})
+        return {"database": database, "tables": registered}
     uri = rt.table_uri(dataset)
     columns = tables.columns(uri, rt.storage_options)
     partitions = tables.partition_columns(uri, rt.storage_options)
-    outcome = rt.adapters.catalog.upsert_delta_table(
-        rt.settings.glue_database, dataset, uri, columns, partitions
-    )
-    return {"database": rt.settings.glue_database, "table": dataset, **outcome}
+    outcome = rt.adapters.catalog.upsert_delta_table(database, dataset, uri, columns, partitions)
+    return {"database": database, "table": dataset, **outcome}
 
 
 def evaluate_checks(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
