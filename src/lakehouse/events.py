@@ -112,6 +112,13 @@ def execution_name(dataset: str, obj: ObjectCreated) -> str:
     return f"{_NAME_SAFE.sub('-', dataset)[:38]}-{digest}"
 
 
+def object_version(state: Mapping[str, Any]) -> str:
+    """What identifies one version of an object for exactly-once: its version id where the bucket is
+    versioned, else its ETag (the same bytes under the same key are the same object version). The
+    sequencer is only a last resort for events that carry neither."""
+    return str(state.get("version_id") or state.get("etag") or state.get("sequencer") or "")
+
+
 def app_id_for(dataset: str, bucket: str, key: str, version: str) -> str:
     """The Delta app transaction id of one source object (bucket, key, version id or ETag)."""
     digest = hashlib.sha256(f"{bucket}\x00{key}\x00{version}".encode()).hexdigest()[:32]

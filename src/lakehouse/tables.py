@@ -136,6 +136,33 @@ def rollback(
     return {**result, "restored": True, "version_after": dt.version(), "metrics": dict(metrics)}
 
 
+def empty(
+    uri: str,
+    *,
+    expected_current: int,
+    storage_options: dict[str, str] | None = None,
+    reason: str,
+) -> dict[str, Any]:
+    """Undo the commit that created the table: no version before it holds "no rows", so every row is
+    deleted in a new commit (the table, its schema and its history stay; readers see no rows).
+
+    Idempotent like `rollback`: nothing happens if the latest commit is already this emptying.
+    """
+    dt = _require(uri, storage_options)
+    current = dt.version()
+    result: dict[str, Any] = {"uri": uri, "restored_to": -1, "version_before": current}
+    latest = dt.history(1)[0]
+    if latest.get("operation") == "DELETE" and latest.get("lakehouse.reason") == reason:
+        return {**result, "restored": False, "version_after": current, "reason": "already emptied"}
+    if current != expected_current:
+        raise CommitConflictError(
+            f"refusing to empty {uri}: expected version {expected_current}, found {current} "
+            "(another writer committed since)"
+        )
+    metrics = dt.delete(commit_properties=CommitProperties(custom_metadata={"lakehouse.reason": reason}))
+    return {**result, "restored": True, "version_after": dt.version(), "metrics": dict(metrics)}
+
+
 def _restore_target(commit: dict[str, Any]) -> int | None:
     value = (commit.get("operationParameters") or {}).get("version")
     try:

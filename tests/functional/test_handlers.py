@@ -439,9 +439,18 @@ def test_commit_register_and_rollback(server: dict[str, Any]) -> None:
     assert commit["version_after"] == 1
     assert table_rows(server) == [1, 2, 3]
 
-    # The same object again (a retried task): exactly once.
+    # The same run again (a retried task): it finds its own commit and resumes, adding nothing.
     again = invoke("commit_object", state)
-    assert again["status"] == "duplicate"
+    assert again["status"] == "committed"
+    assert again["resumed"] is True
+    assert (again["version_before"], again["version_after"]) == (0, 1)
+    assert table_rows(server) == [1, 2, 3]
+
+    # Another run of the same object version (a re-delivered event): a duplicate, naming the first run.
+    other = {**state, "run_id": state["run_id"] + "-again"}
+    duplicate = invoke("commit_object", other)
+    assert duplicate["status"] == "duplicate"
+    assert duplicate["duplicate_of"] == state["run_id"]
     assert table_rows(server) == [1, 2, 3]
 
     registered = invoke("register_table", {**state, "commit": commit})

@@ -612,8 +612,10 @@ def test_real_handlers_lambda_happy_path(
     # The lease is free again: a second object for the same table can run at once.
     assert out["lease_release"]["released"] is True
 
-    # The same object again (a duplicate event that slipped through): a no-op commit, no checks, no publish.
-    again = sm.run(state, execution_name=f"{state['run_id'][:60]}-replay")
+    # The same object version again under another run (an event that slipped through deduplication):
+    # a no-op commit, no checks, no publish.
+    replay_id = f"{state['run_id'][:60]}-replay"
+    again = sm.run({**state, "run_id": replay_id}, execution_name=replay_id)
     assert again.status == "SUCCEEDED", (again.error, again.cause)
     assert again.visited_names == [
         "AcquireTableLease",
@@ -625,6 +627,7 @@ def test_real_handlers_lambda_happy_path(
         "Done",
     ]
     assert again.output["commit"]["status"] == "duplicate"
+    assert again.output["commit"]["duplicate_of"] == state["run_id"]
     assert len(services.events) == 1
     assert table_rows(local_home) == [(1, 131251.81), (2, 40183.29), (3, 160882.76)]
 

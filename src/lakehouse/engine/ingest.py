@@ -18,6 +18,13 @@ from typing import Any, Literal
 import duckdb
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
+from lakehouse.commit_log import (
+    FIRST_TXN_VERSION,
+    SEARCH_DEPTH,
+    commit_metadata,
+    find_commit,
+    is_own_commit,
+)
 from lakehouse.contracts.model import Contract, FormatSpec
 from lakehouse.engine.delta import (
     TABLE_CONFIGURATION,
@@ -42,14 +49,15 @@ from lakehouse.sql.compiler import (
 )
 from lakehouse.sql.evolution import check_file_schema, check_table_schema, commit_select
 
-APP_VERSION = 1  # one app id per source object, so its version is always 1 (see docs/ARCHITECTURE.md)
-
-
 @dataclass
 class IngestResult:
     """What one ingest did (the `$.commit` state of the state machine)."""
 
     status: str  # committed | duplicate
+    # committed by this same run before a crash or retry: the run resumes after its own commit
+    resumed: bool = False
+    # the run whose commit already applied this object version (status duplicate)
+    duplicate_of: str | None = None
     rows_read: int = 0
     rows_written: int = 0
     rows_rejected: int = 0
@@ -68,6 +76,62 @@ class IngestResult:
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class _Txn:
+    """The app transaction of one object version, and the run committing it."""
+
+    app_id: str
+    version: int
+    meta: RunMeta
+
+    def applied(self, table: DeltaTable) -> bool:
+        found = table.transaction_version(self.app_id)
+        return found is not None and found >= self.version
+
+    def properties(self) -> CommitProperties:
+        return CommitProperties(
+            app_transactions=[Transaction(self.app_id, self.version)],
+            custom_metadata=commit_metadata(self.meta.run_id, [self.app_id], self.meta.source_uri),
+        )
+
+
+def _rows_committed(commit: dict[str, Any]) -> int:
+    metrics = commit.get("operationMetrics") or {}
+    if "num_added_rows" in metrics:
+        return int(metrics["num_added_rows"] or 0)
+    return int(metrics.get("num_target_rows_inserted") or 0) + int(
+        metrics.get("num_target_rows_updated") or 0
+    )
+
+
+def _already_applied(
+    table_uri: str, storage_options: dict[str, str] | None, txn: _Txn, started: float
+) -> IngestResult:
+    """The object version is in the table: resumed (this run's own commit) or a duplicate (another's)."""
+    table = DeltaTable(table_uri, storage_options=storage_options)
+    history = table.history(SEARCH_DEPTH)
+    ref = find_commit(history, txn.app_id)
+    duration = int((time.monotonic() - started) * 1000)
+    if ref is not None and is_own_commit(ref, txn.meta.run_id):
+        commit = next((c for c in history if c.get("version") == ref.version), {})
+        return IngestResult(
+            "committed",
+            resumed=True,
+            rows_written=_rows_committed(commit),
+            version_before=ref.version - 1,
+            version_after=ref.version,
+            duration_ms=duration,
+        )
+    current = table.version()
+    return IngestResult(
+        "duplicate",
+        duplicate_of=ref.run_id if ref is not None else None,
+        version_before=current,
+        version_after=current,
+        duration_ms=duration,
+    )
 
 
 def _csv_header(path: Path, spec: FormatSpec, detected: Detected, contract: Contract) -> list[str]:
@@ -196,23 +260,24 @@ def ingest_file(
     memory_limit: str = "256MB",
     threads: int = 2,
     source_name: str | None = None,
+    txn_version: int = FIRST_TXN_VERSION,
 ) -> IngestResult:
     """Ingest one local file into the contract's Delta table, exactly once.
+
+    `app_id`/`txn_version` is the object version's app transaction. If the table already has it, the
+    file is not read again: the result says whether this run (`meta.run_id`) committed it before a crash
+    or retry (`committed`, `resumed`) or another run did (`duplicate`).
 
     Raises InvalidInputError (or a subclass) for a file that cannot be ingested; the table is then
     untouched. Rejected rows are written to `work_dir/rejects.parquet` for the caller to quarantine.
     """
     started = time.monotonic()
     name = source_name or path.name
+    txn = _Txn(app_id, txn_version, meta)
     table = open_table(table_uri, storage_options)
     version_before = table.version() if table is not None else -1
-    if table is not None and table.transaction_version(app_id) is not None:
-        return IngestResult(
-            "duplicate",
-            version_before=version_before,
-            version_after=version_before,
-            duration_ms=int((time.monotonic() - started) * 1000),
-        )
+    if table is not None and txn.applied(table):
+        return _already_applied(table_uri, storage_options, txn, started)
 
     detected = detect_file(path, name)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -246,9 +311,8 @@ def ingest_file(
                 merge_schema,
                 name,
                 table_uri,
-                app_id,
+                txn,
                 storage_options,
-                meta,
                 rejects_path,
                 version_before,
                 detected,
@@ -302,17 +366,17 @@ def ingest_file(
             contract,
             table_uri,
             commit_sql,
-            app_id,
+            txn,
             merge_schema,
             storage_options,
-            meta,
             rows_total - rows_dropped - rows_quarantined,
         )
-        status = "duplicate" if outcome is None else "committed"
+        if outcome is None:
+            return _already_applied(table_uri, storage_options, txn, started)
         # The version this commit created (re-opening the table could see a later writer's commit).
-        written, version_after = outcome if outcome is not None else (0, version_before)
+        written, version_after = outcome
         return IngestResult(
-            status=status,
+            status="committed",
             rows_read=rows_total + len(malformed),
             rows_written=written,
             rows_rejected=rows_quarantined + len(malformed),
@@ -334,22 +398,18 @@ def _commit(
     contract: Contract,
     table_uri: str,
     commit_sql: str,
-    app_id: str,
+    txn: _Txn,
     merge_schema: bool,
     storage_options: dict[str, str] | None,
-    meta: RunMeta,
     expected_rows: int,
 ) -> tuple[int, int] | None:
     """Write the rows: (rows written, version committed); None if the app transaction was already applied."""
-    props = CommitProperties(
-        app_transactions=[Transaction(app_id, APP_VERSION)],
-        custom_metadata={"lakehouse.run_id": meta.run_id, "lakehouse.source": meta.source_uri},
-    )
+    props = txn.properties()
 
     def attempt(_: int) -> tuple[int, int] | None:
         table = DeltaTable(table_uri, storage_options=storage_options)
         # Read the app transaction on the very snapshot we commit against.
-        if table.transaction_version(app_id) is not None:
+        if txn.applied(table):
             return None
         if contract.write_mode == "merge":
             predicate = " AND ".join(f't."{k}" = s."{k}"' for k in contract.primary_key)
@@ -428,9 +488,8 @@ def _append_streaming(
     merge_schema: bool,
     name: str,
     table_uri: str,
-    app_id: str,
+    txn: _Txn,
     storage_options: dict[str, str] | None,
-    meta: RunMeta,
     rejects_path: Path,
     version_before: int,
     detected: Detected,
@@ -460,10 +519,7 @@ def _append_streaming(
         col(REJECTED), exp.alias_(exp.Not(this=col(REJECTED)), ident(ACCEPTED)), col(REJECT_ACTION)
     )
     stream_sql = select.from_("transformed").sql(dialect="duckdb")
-    props = CommitProperties(
-        app_transactions=[Transaction(app_id, APP_VERSION)],
-        custom_metadata={"lakehouse.run_id": meta.run_id, "lakehouse.source": meta.source_uri},
-    )
+    props = txn.properties()
     counts = {"total": 0, "accepted": 0, "drop": 0, "quarantine": 0, "fail": 0}
     failure: list[BaseException] = []
 
@@ -507,7 +563,7 @@ def _append_streaming(
 
     def attempt(_: int) -> tuple[int, int] | None:
         table = open_table(table_uri, storage_options)
-        if table is not None and table.transaction_version(app_id) is not None:
+        if table is not None and txn.applied(table):
             return None
         for key in counts:
             counts[key] = 0
@@ -544,12 +600,7 @@ def _append_streaming(
 
     outcome = with_commit_retries(attempt)
     if outcome is None:
-        return IngestResult(
-            "duplicate",
-            version_before=version_before,
-            version_after=version_before,
-            duration_ms=int((time.monotonic() - started) * 1000),
-        )
+        return _already_applied(table_uri, storage_options, txn, started)
     malformed = source.malformed_lines()
     _write_rejects(con, rejects_path, malformed, with_rows=counts["quarantine"] > 0)
     written, version_after = outcome

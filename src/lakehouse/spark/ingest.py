@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import posixpath
 import tempfile
@@ -28,6 +27,13 @@ from pyspark.sql.types import StringType, StructField, StructType
 from pyspark.sql.window import Window
 from sqlglot import exp
 
+from lakehouse.commit_log import (
+    FIRST_TXN_VERSION,
+    SEARCH_DEPTH,
+    commit_metadata,
+    find_commit,
+    is_own_commit,
+)
 from lakehouse.contracts.model import Contract, FormatSpec
 from lakehouse.engine.delta import TABLE_CONFIGURATION
 from lakehouse.engine.formats import SAMPLE_BYTES, Detected, check_utf8, detect, detect_file
@@ -44,7 +50,6 @@ from lakehouse.sql.compiler import (
 )
 from lakehouse.sql.evolution import check_file_schema, check_table_schema, commit_select
 
-APP_VERSION = 1  # one app id per source object, so its version is always 1 (docs/ARCHITECTURE.md)
 CORRUPT = "_corrupt_record"
 _MID = "_lakehouse_mid"
 TXN_APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
@@ -449,20 +454,21 @@ def _commit(
     table_uri: str,
     commit: DataFrame,
     accepted: int,
-    app_id: str,
+    txn: tuple[str, int],
     merge_schema: bool,
     meta: RunMeta,
     create: bool,
 ) -> int:
     """Write the rows under the app transaction; returns the rows written (inserted + updated)."""
-    user_metadata = json.dumps({"lakehouse.run_id": meta.run_id, "lakehouse.source": meta.source_uri})
+    app_id, version = txn
+    user_metadata = commit_metadata(meta.run_id, [app_id], meta.source_uri)["userMetadata"]
     if contract.write_mode == "merge":
         view = "lakehouse_commit_source"
         commit.createOrReplaceTempView(view)
         on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in contract.primary_key)
         confs: dict[str, str] = {
             TXN_APP_ID_CONF: app_id,
-            TXN_VERSION_CONF: str(APP_VERSION),
+            TXN_VERSION_CONF: str(version),
             "spark.databricks.delta.commitInfo.userMetadata": user_metadata,
         }
         if merge_schema:
@@ -481,7 +487,7 @@ def _commit(
     writer = (
         commit.write.format("delta")
         .option("txnAppId", app_id)
-        .option("txnVersion", str(APP_VERSION))
+        .option("txnVersion", str(version))
         .option("userMetadata", user_metadata)
     )
     if merge_schema:
@@ -501,6 +507,28 @@ def _commit(
     return accepted
 
 
+def _already_applied(spark: SparkSession, uri: str, app_id: str, run_id: str) -> dict[str, Any]:
+    """The object version is in the table: this run's own commit (resume) or another run's (duplicate)."""
+    from delta.tables import DeltaTable
+
+    rows = DeltaTable.forPath(spark, uri).history(SEARCH_DEPTH).select("version", "userMetadata").collect()
+    ref = find_commit([row.asDict() for row in rows], app_id)
+    if ref is not None and is_own_commit(ref, run_id):
+        return {
+            "status": "committed",
+            "resumed": True,
+            "version_before": ref.version - 1,
+            "version_after": ref.version,
+        }
+    current, _ = table_state(spark, uri)
+    return {
+        "status": "duplicate",
+        "duplicate_of": ref.run_id if ref is not None else None,
+        "version_before": current,
+        "version_after": current,
+    }
+
+
 def ingest_object(
     spark: SparkSession,
     path_or_uri: str | Path,
@@ -512,6 +540,7 @@ def ingest_object(
     rejects_uri: str,
     source_name: str | None = None,
     scratch_uri: str | None = None,
+    txn_version: int = FIRST_TXN_VERSION,
 ) -> dict[str, Any]:
     """Ingest one object (local path or any Hadoop URI, e.g. s3://) into the contract's table, exactly once.
 
@@ -525,6 +554,8 @@ def ingest_object(
     def result(status: str, **values: Any) -> dict[str, Any]:
         out: dict[str, Any] = {
             "status": status,
+            "resumed": False,
+            "duplicate_of": None,
             "rows_read": 0,
             "rows_written": 0,
             "rows_rejected": 0,
@@ -542,8 +573,8 @@ def ingest_object(
         return out
 
     version_before, applied = table_state(spark, table_uri, app_id)
-    if applied is not None:
-        return result("duplicate", version_before=version_before, version_after=version_before)
+    if applied is not None and applied >= txn_version:
+        return result(**_already_applied(spark, table_uri, app_id, meta.run_id))
 
     detected = detect_object(spark, uri, name)
     scratch = scratch_uri or (
@@ -616,13 +647,14 @@ def ingest_object(
             )
         commit = spark.sql(_commit_sql(plan, absent))
         _, applied = table_state(spark, table_uri, app_id)
-        written = (
-            None
-            if applied is not None
-            else _commit(spark, contract, table_uri, commit, accepted, app_id, merge_schema, meta, create)
-        )
+        if applied is not None and applied >= txn_version:
+            return result(**_already_applied(spark, table_uri, app_id, meta.run_id))
+        txn = (app_id, txn_version)
+        written = _commit(spark, contract, table_uri, commit, accepted, txn, merge_schema, meta, create)
         version_after, applied = table_state(spark, table_uri, app_id)
-        status = "committed" if written is not None and applied == APP_VERSION else "duplicate"
+        if applied != txn_version:
+            return result(**_already_applied(spark, table_uri, app_id, meta.run_id))
+        status = "committed"
         return result(
             status,
             rows_read=rows_total + len(malformed),

@@ -8,9 +8,10 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from lakehouse.commit_log import txn_version
 from lakehouse.contracts import ContractRegistry
 from lakehouse.errors import ContractError
-from lakehouse.events import app_id_for
+from lakehouse.events import app_id_for, object_version
 from lakehouse.sql.compiler import RunMeta
 from lakehouse.stages.runtime import started_at
 
@@ -86,9 +87,10 @@ def ingest_run(
         contract,
         str(table_uri),
         meta,
-        app_id=str(inspection.get("app_id") or app_id_for(dataset, bucket, key, version)),
+        app_id=str(inspection.get("app_id") or app_id_for(dataset, bucket, key, object_version(state))),
         rejects_uri=rejects_uri,
         source_name=s3_uri,
+        txn_version=txn_version(state),
     )
     result["rejects_uri"] = result.pop("rejects_path")
     write_text(spark, result_uri, json.dumps(result, sort_keys=True))

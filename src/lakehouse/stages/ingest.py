@@ -99,7 +99,7 @@ def inspect_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         **detected.as_dict(),
         "route": route,
         "table_uri": table_uri,
-        "app_id": app_id_for(run.dataset, run.bucket, run.key, run.source_version or info.etag),
+        "app_id": app_id_for(run.dataset, run.bucket, run.key, run.object_version or info.etag),
         "version_before": table.version() if table is not None else -1,
         "has_checks": checks is not None,
         "checks_query": checks.athena() if checks else None,
@@ -131,7 +131,8 @@ def commit_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
             rt.table_uri(run.dataset),
             meta,
             app_id=inspection.get("app_id")
-            or app_id_for(run.dataset, run.bucket, run.key, run.source_version),
+            or app_id_for(run.dataset, run.bucket, run.key, run.object_version),
+            txn_version=run.txn_version,
             work_dir=work / "work",
             storage_options=rt.storage_options,
             memory_limit=rt.settings.duckdb_memory_limit,
@@ -218,33 +219,43 @@ def evaluate_checks(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def rollback_table(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
-    """`Rollback`: restore the version the run started from, if (and only if) this run committed."""
+    """`Rollback`: undo this run's own commit, if (and only if) this run committed.
+
+    The Delta log, not the state, says whether and where this run's commit landed: a Glue job may have
+    committed and failed before reporting, a crashed run resumes without its earlier state, and an
+    app transaction committed by *another* run (a duplicate) must never be undone here.
+    """
     from lakehouse import tables
+    from lakehouse.commit_log import SEARCH_DEPTH, find_commit, is_own_commit
     from lakehouse.engine.delta import open_table
 
     run = RunState.parse(event)
-    inspection = run.section("inspection")
     uri = rt.table_uri(run.dataset)
     table = open_table(uri, rt.storage_options)
     if table is None:
         return {"restored": False, "reason": "no table"}
-    app_id = inspection.get("app_id")
-    # The app transaction, not the state, says whether this run's commit landed (a Glue job may have
-    # committed and then failed before reporting).
-    committed = bool(app_id) and table.transaction_version(str(app_id)) is not None
-    commit = run.section("commit")
-    if commit.get("status") == "duplicate" or not committed:
-        return {"restored": False, "reason": "this run committed nothing", "version": table.version()}
-    before = int(commit.get("version_before", inspection.get("version_before", -1)))
-    target = max(before, 0)  # a table this run created goes back to its empty first version
-    after = commit.get("version_after")
-    result = tables.rollback(
-        uri,
-        target,
-        expected_current=int(after) if after is not None else None,
-        storage_options=rt.storage_options,
-        reason=f"rollback of run {run.run_id}",
+    app_id = str(
+        run.section("inspection").get("app_id")
+        or app_id_for(run.dataset, run.bucket, run.key, run.object_version)
     )
+    applied = table.transaction_version(app_id)
+    ref = find_commit(table.history(SEARCH_DEPTH), app_id) if applied is not None else None
+    if applied is None or applied < run.txn_version or ref is None or not is_own_commit(ref, run.run_id):
+        return {"restored": False, "reason": "this run committed nothing", "version": table.version()}
+    reason = f"rollback of run {run.run_id}"
+    if ref.version == 0:
+        # This run's commit created the table: "before" is no table at all, so it is emptied instead.
+        result = tables.empty(
+            uri, expected_current=ref.version, storage_options=rt.storage_options, reason=reason
+        )
+    else:
+        result = tables.rollback(
+            uri,
+            ref.version - 1,
+            expected_current=ref.version,
+            storage_options=rt.storage_options,
+            reason=reason,
+        )
     _ledger(rt, run, status="ROLLED_BACK", rollback=result)
     return result
 

@@ -93,6 +93,19 @@ class RunState:
     def source_version(self) -> str:
         return str(self.raw.get("version_id") or self.raw.get("sequencer") or self.raw.get("etag") or "")
 
+    @property
+    def object_version(self) -> str:
+        """The object version's identity for exactly-once (version id, else ETag)."""
+        from lakehouse.events import object_version
+
+        return object_version(self.raw)
+
+    @property
+    def txn_version(self) -> int:
+        from lakehouse.commit_log import txn_version
+
+        return txn_version(self.raw)
+
     def section(self, name: str) -> dict[str, Any]:
         value = self.raw.get(name)
         return dict(value) if isinstance(value, dict) else {}
