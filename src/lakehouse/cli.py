@@ -841,6 +841,59 @@ def runs(
     _out().print(table)
 
 
+# -- resume and rerun ------------------------------------------------------------------------------
+
+
+def _report_runs(pipeline: Any, run_ids: list[str], title: str, as_json: bool) -> None:
+    summaries = [run_summary(r) for r in _records_for(pipeline, run_ids)]
+    failed = [s for s in summaries if s["status"] in ("FAILED", "QUARANTINED")]
+    if as_json:
+        _print_json({"runs": summaries, "failed": len(failed)})
+    else:
+        out = _out()
+        out.print(_runs_table(summaries, title))
+        _print_failures(out, summaries)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def resume(ctx: typer.Context, no_spark: NoSparkOpt = False, as_json: JsonOpt = False) -> None:
+    """Finish the runs a crash interrupted (they stay queued); each resumes after its own commit."""
+    pipeline = _pipeline(ctx, no_spark=no_spark)
+    with _RunProgress(not as_json) as progress:
+        records = pipeline.drain(on_start=progress.started, on_done=progress.finished)
+    if not records and not as_json:
+        _out().print("no interrupted runs")
+    _report_runs(pipeline, [r.run_id for r in records], "Resumed runs", as_json)
+
+
+@app.command()
+def rerun(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="The run whose object to ingest once more.")],
+    force: Annotated[
+        bool, typer.Option(help="Rerun even if that run succeeded (its rows would be added twice).")
+    ] = False,
+    no_spark: NoSparkOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest a rolled-back or quarantined run's object version exactly once more (e.g. after fixing
+    its contract). Plain duplicate events of that object still add nothing."""
+    from lakehouse.errors import LakehouseError
+    from lakehouse.stages.start import default_starter
+    from lakehouse.stages.start import rerun as start_rerun
+
+    pipeline = _pipeline(ctx, no_spark=no_spark)
+    try:
+        started = start_rerun(pipeline.rt, run_id, default_starter(pipeline.rt), force=force)
+    except LakehouseError as exc:
+        raise _fail(str(exc), 1) from exc
+    with _RunProgress(not as_json) as progress:
+        pipeline.drain(on_start=progress.started, on_done=progress.finished)
+    _report_runs(pipeline, [started["run_id"]], f"Rerun of {run_id}", as_json)
+
+
 def main() -> None:
     """Console-script entry point."""
     # Spark and py4j log through the root logger at INFO; the CLI prints what matters itself.

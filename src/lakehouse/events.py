@@ -112,6 +112,12 @@ def execution_name(dataset: str, obj: ObjectCreated) -> str:
     return f"{_NAME_SAFE.sub('-', dataset)[:38]}-{digest}"
 
 
+def rerun_name(dataset: str, run_id: str, txn_version: int) -> str:
+    """Execution name of the `txn_version`-th application of the object that run `run_id` ingested."""
+    digest = hashlib.sha256(f"{run_id}\x00rerun\x00{txn_version}".encode()).hexdigest()[:40]
+    return f"{_NAME_SAFE.sub('-', dataset)[:38]}-{digest}"
+
+
 def object_version(state: Mapping[str, Any]) -> str:
     """What identifies one version of an object for exactly-once: its version id where the bucket is
     versioned, else its ETag (the same bytes under the same key are the same object version). The

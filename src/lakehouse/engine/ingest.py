@@ -49,6 +49,7 @@ from lakehouse.sql.compiler import (
 )
 from lakehouse.sql.evolution import check_file_schema, check_table_schema, commit_select
 
+
 @dataclass
 class IngestResult:
     """What one ingest did (the `$.commit` state of the state machine)."""

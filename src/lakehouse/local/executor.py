@@ -33,6 +33,7 @@ from typing import Any
 from lakehouse import tables
 from lakehouse.adapters.local import file_lock
 from lakehouse.local.athena import LocalAthena, QueryError
+from lakehouse.local.faults import CrashInjector
 from lakehouse.local.jobs import LocalJobs, SparkMissing, spark_status
 from lakehouse.local.project import ACCOUNT_ID, REGION, Project, environment, handler_of
 from lakehouse.local.sfn import ExecutionResult, LocalLambdaContext, LocalStateMachine, TaskFailed
@@ -234,12 +235,13 @@ class LocalPipeline:
             if machine == INGEST_MACHINE
             else self.project.maintenance_definition()
         )
+        crash = CrashInjector.from_env()  # tests only: kill this process between two states
         sm = LocalStateMachine(
             definition,
             name=machine,
             substitutions=self.substitutions(machine),
-            lambda_handlers=self.lambda_handlers(),
-            service_handlers=self.service_handlers(),
+            lambda_handlers=crash.wrap(self.lambda_handlers()),
+            service_handlers=crash.wrap(self.service_handlers()),
             time_scale=self.options.time_scale,
         )
         with sm:

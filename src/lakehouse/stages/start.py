@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
-from lakehouse.errors import ContractError, TransientError
+from lakehouse.errors import ContractError, InvalidInputError, TransientError
 from lakehouse.events import ObjectCreated, execution_name, run_input
 from lakehouse.stages.runtime import Runtime
 
@@ -93,3 +93,47 @@ def default_starter(rt: Runtime) -> PipelineStarter:
 
     starter: PipelineStarter = LocalStarter(rt)
     return starter
+
+
+# A run whose object is not in the table: its commit was rolled back, or it never committed.
+RERUNNABLE = frozenset({"QUARANTINED", "FAILED", "ROLLED_BACK", "CHECKS_FAILED"})
+_RUN_INPUT_FIELDS = ("dataset", "bucket", "key", "version_id", "etag", "size", "sequencer", "event_time")
+
+
+def rerun(rt: Runtime, run_id: str, starter: PipelineStarter, *, force: bool = False) -> dict[str, Any]:
+    """Ingest the object version of an earlier run once more (after a rollback or a quarantine).
+
+    A plain duplicate event still adds nothing: the object version's app transaction is in the table.
+    A rerun commits the same app id with the next transaction version, so it applies exactly once more,
+    under its own deterministic run id (a second `rerun` of the same state is a no-op).
+    """
+    from lakehouse.commit_log import FIRST_TXN_VERSION
+    from lakehouse.engine.delta import open_table
+    from lakehouse.events import app_id_for, object_version, rerun_name
+
+    record = rt.adapters.ledger.get(run_id)
+    if record is None:
+        raise InvalidInputError(f"no run {run_id!r} in the run ledger")
+    status = str(record.get("status") or "")
+    if status not in RERUNNABLE and not force:
+        raise InvalidInputError(
+            f"run {run_id} ended {status or 'without a status'}: its rows are in the table, so a rerun "
+            "would add them twice (pass force to rerun anyway)"
+        )
+    payload = {k: record.get(k) for k in _RUN_INPUT_FIELDS}
+    if not payload["dataset"] or not payload["bucket"] or not payload["key"]:
+        raise InvalidInputError(f"run {run_id} has no object (dataset, bucket, key) in the ledger")
+    dataset = str(payload["dataset"])
+    app_id = app_id_for(dataset, str(payload["bucket"]), str(payload["key"]), object_version(payload))
+    table = open_table(rt.table_uri(dataset), rt.storage_options)
+    applied = table.transaction_version(app_id) if table is not None else None
+    version = (applied or 0) + 1 if applied is not None else FIRST_TXN_VERSION
+    name = rerun_name(dataset, run_id, version)
+    payload.update(run_id=name, txn_version=version, rerun_of=run_id)
+    started = starter.start(name, payload)
+    if started.get("started"):
+        try:
+            rt.adapters.ledger.put(name, {**payload, "status": "STARTED", **started})
+        except Exception:
+            logger.exception("could not write the run ledger")
+    return {"run_id": name, "rerun_of": run_id, "txn_version": version, **started}
