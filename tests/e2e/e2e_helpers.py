@@ -49,21 +49,31 @@ class CliResult:
 class Cli:
     """`lakehouse --home <home> --datasets datasets/ ...`, in-process."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, datasets: Path = DATASETS) -> None:
         self.home = home
+        self.datasets = datasets
 
     def __call__(self, *args: str) -> CliResult:
         from lakehouse.cli import app
 
         runner = CliRunner()
         result = runner.invoke(
-            app, ["--home", str(self.home), "--datasets", str(DATASETS), *args], catch_exceptions=False
+            app, ["--home", str(self.home), "--datasets", str(self.datasets), *args], catch_exceptions=False
         )
         return CliResult(result.exit_code, result.stdout, result.stderr)
 
     def subprocess(self, *args: str, timeout: float = 300) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", "lakehouse", "--home", str(self.home), "--datasets", str(DATASETS), *args],
+            [
+                sys.executable,
+                "-m",
+                "lakehouse",
+                "--home",
+                str(self.home),
+                "--datasets",
+                str(self.datasets),
+                *args,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -99,7 +99,9 @@ def crash_everywhere(tmp_path: Path, name: str, setup: Callable[[Cli], None], so
             assert (quarantined / f"{source.name}.reason.json").is_file(), kill_after
             assert (quarantined / source.name).read_bytes() == source.read_bytes()
         # The raw file stays in landing whatever happened.
-        assert (cli.home / "buckets" / "landing" / "lineitem" / source.name).read_bytes() == source.read_bytes()
+        assert (
+            cli.home / "buckets" / "landing" / "lineitem" / source.name
+        ).read_bytes() == source.read_bytes()
         # Nothing holds the table once the run is over.
         lease = cli.home / "state" / "leases" / "lineitem.json"
         assert not lease.is_file(), (kill_after, lease.read_text())

@@ -704,3 +704,57 @@ def test_real_handlers_contract_violation_quarantines_without_touching_the_table
     assert (local_home / "buckets" / "landing" / key).is_file()
     assert json.loads((qdir / "orders part 3.csv.reason.json").read_text())["error"] == error["Error"]
     assert len(services.alerts) == 1
+
+
+def test_a_commit_that_times_out_after_committing_resumes_and_runs_its_checks(local_home: Path) -> None:
+    """The Lambda commits, then times out (Lambda.Unknown); Step Functions retries it. The retry finds
+    this run's own commit: the run resumes (checks fail → Rollback → Quarantine) instead of calling
+    itself a duplicate and leaving the bad rows in the table."""
+    from lakehouse.local.sfn import TaskFailed
+
+    services = FakeServices(local_home)
+    commit = _load_handler("commit_object")
+    calls: list[str] = []
+
+    def commit_then_time_out(event: dict[str, Any], context: Any) -> Any:
+        result = commit(event, context)
+        calls.append(result["status"])
+        if len(calls) == 1:
+            raise TaskFailed("Lambda.Unknown", json.dumps({"errorMessage": "Task timed out after 900 s"}))
+        return result
+
+    handlers = {function_arn(d): _load_handler(d) for d in FUNCTIONS.values()}
+    handlers[function_arn("commit_object")] = commit_then_time_out
+    with LocalStateMachine(
+        DEFINITION,
+        name=MACHINE,
+        substitutions=SUBSTITUTIONS,
+        lambda_handlers=handlers,
+        service_handlers={
+            "glue:startJobRun.sync": services.glue,
+            "athena:startQueryExecution.sync": services.athena,
+            "athena:getQueryResults": services.athena,
+            "emr-serverless:startJobRun.sync": services.emr,
+            "sns:publish": services.sns,
+            "events:putEvents": services.put_events,
+        },
+        time_scale=0.0,
+    ) as sm:
+        good = land(local_home, "orders/ingest_date=2026-11-26/orders part 1.csv", GOOD_ROWS)
+        calls.append("setup")  # the first run's commit must not time out
+        assert sm.run(good, execution_name=good["run_id"]).status == "SUCCEEDED"
+        before = table_rows(local_home)
+        calls.clear()
+
+        bad_key = "orders/ingest_date=2026-11-27/orders part 2.csv"
+        bad = land(local_home, bad_key, ['4,137,O,99999999.99,1995-10-11,5-LOW,Clerk#000000124,0,"sits"'])
+        result = sm.run(bad, execution_name=bad["run_id"])
+
+    assert calls == ["committed", "committed"]  # the commit, then the retry finding its own commit
+    assert result.status == "FAILED", result
+    assert "RecordChecksFailed" in result.visited_names
+    assert result.visited_names[-len(FAILURE_TAIL) :] == FAILURE_TAIL
+    [retried] = [e for e in entered_inputs(result, "Quarantine")]
+    assert retried["commit"]["resumed"] is True
+    assert retried["rollback"]["restored"] is True
+    assert table_rows(local_home) == before

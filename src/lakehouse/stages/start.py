@@ -127,7 +127,9 @@ def rerun(rt: Runtime, run_id: str, starter: PipelineStarter, *, force: bool = F
     app_id = app_id_for(dataset, str(payload["bucket"]), str(payload["key"]), object_version(payload))
     table = open_table(rt.table_uri(dataset), rt.storage_options)
     applied = table.transaction_version(app_id) if table is not None else None
-    version = (applied or 0) + 1 if applied is not None else FIRST_TXN_VERSION
+    if table is not None and applied is not None and not force:
+        _refuse_if_live(rt, table, app_id, run_id)
+    version = applied + 1 if applied is not None else FIRST_TXN_VERSION
     name = rerun_name(dataset, run_id, version)
     payload.update(run_id=name, txn_version=version, rerun_of=run_id)
     started = starter.start(name, payload)
@@ -137,3 +139,18 @@ def rerun(rt: Runtime, run_id: str, starter: PipelineStarter, *, force: bool = F
         except Exception:
             logger.exception("could not write the run ledger")
     return {"run_id": name, "rerun_of": run_id, "txn_version": version, **started}
+
+
+def _refuse_if_live(rt: Runtime, table: Any, app_id: str, run_id: str) -> None:
+    """Refuse when the object's latest application is a run whose rows are still in the table."""
+    from lakehouse.commit_log import SEARCH_DEPTH, find_commit
+
+    ref = find_commit(table.history(SEARCH_DEPTH), app_id)
+    if ref is None or ref.run_id is None or ref.run_id == run_id:
+        return
+    latest = rt.adapters.ledger.get(ref.run_id) or {}
+    if str(latest.get("status") or "") not in RERUNNABLE:
+        raise InvalidInputError(
+            f"the object of run {run_id} was ingested again by run {ref.run_id} "
+            f"({latest.get('status') or 'status unknown'}); a rerun would add its rows twice"
+        )
