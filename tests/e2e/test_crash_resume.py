@@ -45,14 +45,14 @@ def table_rows(home: Path) -> Counter[tuple[Any, ...]]:
 
 
 def crash_run(home: Path, source: Path, kill_after: int) -> int:
+    run = ("run", str(source), "--no-spark", "--json")
     env = {
         **os.environ,
         "LAKEHOUSE_PROJECT_ROOT": str(ROOT),
         "LAKEHOUSE_FAULT_KILL_AFTER_TASKS": str(kill_after),
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "lakehouse", "--home", str(home), "--datasets", str(DATASETS)]
-        + ["run", str(source), "--no-spark", "--json"],
+        [sys.executable, "-m", "lakehouse", "--home", str(home), "--datasets", str(DATASETS), *run],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -14,9 +14,11 @@ import duckdb
 import pytest
 from deltalake import DeltaTable
 from engine_helpers import (
+    app_id,
     assert_rows_equal,
     ingest,
     load_vector,
+    meta_for,
     read_rows,
     sha256,
     table_version,
@@ -244,13 +246,42 @@ def test_same_file_twice_is_a_duplicate(mode: str, tmp_path: Path) -> None:
     second = ingest(path, contract, uri, tmp_path / "w2", run_id="run-2")
 
     assert second.status == "duplicate"
+    assert second.duplicate_of == "run-1"
     assert second.rows_written == 0
     assert second.version_before == second.version_after == first.version_after
+    assert snapshot(uri) == before
+    # The same run again (a retry after a crash): its own commit, so it resumes and adds nothing.
+    retried = ingest(path, contract, uri, tmp_path / "w4")
+    assert (retried.status, retried.resumed, retried.rows_written) == ("committed", True, 2)
+    assert (retried.version_before, retried.version_after) == (first.version_after - 1, first.version_after)
     assert snapshot(uri) == before
     # A new version of the object is a new source: it is applied (append adds, merge upserts).
     third = ingest(path, contract, uri, tmp_path / "w3", version="v2", run_id="run-3")
     assert third.status == "committed"
     assert len(read_rows(uri)) == (4 if mode == "append" else 2)
+
+
+def test_a_rerun_commits_the_object_once_more_with_the_next_transaction_version(tmp_path: Path) -> None:
+    from lakehouse.engine.ingest import ingest_file
+
+    contract = small_contract()
+    path = write_file(tmp_path / "in", "a.csv", "id,name,amount\n1,a,1.00\n")
+    uri = str(tmp_path / "items")
+    ingest(path, contract, uri, tmp_path / "w1")
+    app = app_id(contract, path, "v1")
+    assert ingest(path, contract, uri, tmp_path / "w2", run_id="dup").status == "duplicate"
+
+    def rerun(run_id: str, work: str) -> str:
+        return ingest_file(
+            path, contract, uri, meta_for(path, run_id, "v1"), app_id=app, work_dir=tmp_path / work,
+            txn_version=2,
+        ).status  # fmt: skip
+
+    assert rerun("rerun-2", "w3") == "committed"
+    assert rerun("rerun-2", "w4") == "committed"  # resumed: its own commit
+    assert rerun("other", "w5") == "duplicate"
+    assert DeltaTable(uri).transaction_version(app) == 2
+    assert len(read_rows(uri)) == 2
 
 
 def test_metadata_columns_are_stamped(tmp_path: Path) -> None:

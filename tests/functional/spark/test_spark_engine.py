@@ -265,11 +265,22 @@ def test_same_app_id_twice_is_a_duplicate(mode: str, spark: Any, tmp_path: Path)
 
     second = spark_ingest(spark, path, contract, uri, tmp_path / "r.parquet", run_id="run-2")
 
-    assert (second["status"], second["rows_written"]) == ("duplicate", 0)
+    assert (second["status"], second["rows_written"], second["duplicate_of"]) == ("duplicate", 0, "run-1")
     assert second["version_before"] == second["version_after"] == first["version_after"]
     assert (DeltaTable(uri).version(), sorted_rows(uri, ["id"])) == before
     # The DuckDB engine sees the Spark engine's app transaction too (one protocol, two writers).
-    assert ingest(path, contract, uri, tmp_path / "w").status == "duplicate"
+    assert ingest(path, contract, uri, tmp_path / "w", run_id="run-9").status == "duplicate"
+    # The same run again (a Glue job retried after it committed): it finds its own commit and resumes.
+    retried = spark_ingest(spark, path, contract, uri, tmp_path / "r.parquet")
+    assert (retried["status"], retried["resumed"]) == ("committed", True)
+    assert retried["version_after"] == first["version_after"]
+    # ... and so does the Lambda side, reading the Spark commit's userMetadata through delta-rs.
+    from lakehouse.commit_log import find_commit
+
+    ref = find_commit(DeltaTable(uri).history(), app_id(contract, path, "v1"))
+    assert ref is not None
+    assert (ref.version, ref.run_id) == (first["version_after"], "run-1")
+    assert (DeltaTable(uri).version(), sorted_rows(uri, ["id"])) == before
     # A new version of the object is a new source.
     third = spark_ingest(spark, path, contract, uri, tmp_path / "r.parquet", version="v2", run_id="run-3")
     assert third["status"] == "committed"
