@@ -122,7 +122,8 @@ def object_version(state: Mapping[str, Any]) -> str:
     """What identifies one version of an object for exactly-once: its version id where the bucket is
     versioned, else its ETag (the same bytes under the same key are the same object version). The
     sequencer is only a last resort for events that carry neither."""
-    return str(state.get("version_id") or state.get("etag") or state.get("sequencer") or "")
+    etag = str(state.get("etag") or "").strip('"')  # S3 quotes ETags in HEAD responses, not in events
+    return str(state.get("version_id") or etag or state.get("sequencer") or "")
 
 
 def app_id_for(dataset: str, bucket: str, key: str, version: str) -> str:
