@@ -1,0 +1,87 @@
+"""AWS-fidelity checks of template.yaml, the ASL and the jobs that linters cannot see (issue 11).
+
+Each test names the AWS behaviour it encodes; docs/DEPLOY.md and docs/OPERATIONS.md say why.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+from .test_template import RESOURCES, as_list
+
+# --------------------------------------------------------------------------- a tiny IAM evaluator
+
+
+def _arn_pattern(value: Any) -> str:
+    """A policy Resource as a glob over ARNs of this template: `${Bucket.Arn}` -> arn:aws:s3:::<Bucket>."""
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        name, attr = value["Fn::GetAtt"]
+        assert attr == "Arn", value
+        return f"arn:aws:s3:::{name}"
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        text = value["Fn::Sub"]
+        for name in RESOURCES:
+            text = text.replace("${" + name + ".Arn}", f"arn:aws:s3:::{name}")
+        return str(text)
+    return str(value)
+
+
+def role_allows(role: str, action: str, arn: str) -> bool:
+    """Whether an inline Allow statement of `role` grants `action` on `arn` (no Deny, no conditions used)."""
+    for policy in RESOURCES[role]["Properties"]["Policies"]:
+        for st in policy["PolicyDocument"]["Statement"]:
+            if st["Effect"] != "Allow" or action not in as_list(st["Action"]):
+                continue
+            if any(fnmatch.fnmatchcase(arn, _arn_pattern(r)) for r in as_list(st["Resource"])):
+                return True
+    return False
+
+
+def s3_object(bucket: str, key: str) -> str:
+    return f"arn:aws:s3:::{bucket}/{key}"
+
+
+# --------------------------------------------------------------------------- 1. Glue route with rejects
+
+RUN_ROWS = "rows/orders/orders-0123/rejects.parquet"
+# What lakehouse.spark.ingest/_write_rejects and _readable_uri do on S3 for one run with rejected rows,
+# as (IAM action, bucket, key). Hadoop's S3 filesystems: exists/getFileStatus = HeadObject (s3:GetObject)
+# + ListObjectsV2 (s3:ListBucket); rename = CopyObject (s3:GetObject on the source, s3:PutObject on the
+# target) + DeleteObject; mode("overwrite") deletes what is there; mkdirs may put a folder marker.
+GLUE_REJECT_OPERATIONS = [
+    ("s3:GetObject", "QuarantineBucket", f"{RUN_ROWS}.staging"),  # overwrite: does the folder exist?
+    ("s3:ListBucket", "QuarantineBucket", ""),
+    ("s3:DeleteObject", "QuarantineBucket", f"{RUN_ROWS}.staging/part-00000.snappy.parquet"),
+    ("s3:PutObject", "QuarantineBucket", f"{RUN_ROWS}.staging/part-00000.snappy.parquet"),
+    ("s3:PutObject", "QuarantineBucket", f"{RUN_ROWS}.staging/_SUCCESS"),
+    ("s3:GetObject", "QuarantineBucket", RUN_ROWS),  # dst_fs.exists(rejects.parquet)
+    ("s3:DeleteObject", "QuarantineBucket", RUN_ROWS),  # an old one from a retried run
+    ("s3:PutObject", "QuarantineBucket", "rows/orders/orders-0123/"),  # mkdirs marker
+    ("s3:GetObject", "QuarantineBucket", f"{RUN_ROWS}.staging/part-00000.snappy.parquet"),  # copy source
+    ("s3:PutObject", "QuarantineBucket", RUN_ROWS),  # copy target
+    ("s3:DeleteObject", "QuarantineBucket", f"{RUN_ROWS}.staging/part-00000.snappy.parquet"),
+    ("s3:DeleteObject", "QuarantineBucket", f"{RUN_ROWS}.staging/_SUCCESS"),
+    # A gzip object whose name lacks .gz is copied next to the rejects and read back by Spark.
+    ("s3:GetObject", "LandingBucket", "orders/orders-2026-11-26"),
+    ("s3:PutObject", "QuarantineBucket", f"{RUN_ROWS}.input/orders-2026-11-26.gz"),
+    ("s3:GetObject", "QuarantineBucket", f"{RUN_ROWS}.input/orders-2026-11-26.gz"),
+]
+
+
+def _allowed(role: str, action: str, bucket: str, key: str) -> bool:
+    arn = f"arn:aws:s3:::{bucket}" if action == "s3:ListBucket" else s3_object(bucket, key)
+    return role_allows(role, action, arn)
+
+
+def test_glue_role_allows_every_s3_call_of_a_run_with_rejects() -> None:
+    denied = [op for op in GLUE_REJECT_OPERATIONS if not _allowed("GlueJobRole", *op)]
+    assert denied == []
+
+
+def test_glue_role_writes_quarantine_only_under_rows() -> None:
+    for action in ("s3:GetObject", "s3:PutObject", "s3:DeleteObject"):
+        assert not role_allows("GlueJobRole", action, s3_object("QuarantineBucket", "objects/orders/x.csv"))
+    # The landed object itself is never written or deleted by the job.
+    for action in ("s3:PutObject", "s3:DeleteObject"):
+        assert not role_allows("GlueJobRole", action, s3_object("LandingBucket", "orders/x.csv"))
