@@ -85,3 +85,42 @@ def test_glue_role_writes_quarantine_only_under_rows() -> None:
     # The landed object itself is never written or deleted by the job.
     for action in ("s3:PutObject", "s3:DeleteObject"):
         assert not role_allows("GlueJobRole", action, s3_object("LandingBucket", "orders/x.csv"))
+
+
+# --------------------------------------------------------------------------- 3. EventBridge -> encrypted targets
+
+
+def _key_statements(principal: str) -> list[dict[str, Any]]:
+    statements = RESOURCES["DataKey"]["Properties"]["KeyPolicy"]["Statement"]
+    return [st for st in statements if st.get("Principal", {}).get("Service") == principal]
+
+
+def _encrypted_with_data_key(target: Any) -> bool:
+    name = target["Fn::GetAtt"][0] if "Fn::GetAtt" in target else target["Ref"]
+    props = RESOURCES[name]["Properties"]
+    return props.get("KmsMasterKeyId") == {"Ref": "DataKey"}
+
+
+def test_eventbridge_can_use_the_key_of_every_encrypted_rule_target() -> None:
+    """SNS/SQS docs: EventBridge -> encrypted topic/queue needs kms:GenerateDataKey + kms:Decrypt for
+    events.amazonaws.com, and aws:SourceAccount / aws:SourceArn conditions are not supported there."""
+    targets = [
+        t
+        for rule in RESOURCES.values()
+        if rule["Type"] == "AWS::Events::Rule"
+        for t in [
+            *rule["Properties"]["Targets"],
+            *[x["DeadLetterConfig"] for x in rule["Properties"]["Targets"] if "DeadLetterConfig" in x],
+        ]
+    ]
+    encrypted = [t["Arn"] for t in targets if _encrypted_with_data_key(t["Arn"])]
+    assert len(encrypted) >= 3  # ingest queue, its DLQ, the alert topic
+    statements = _key_statements("events.amazonaws.com")
+    usable = [
+        st
+        for st in statements
+        if st["Effect"] == "Allow"
+        and {"kms:Decrypt", "kms:GenerateDataKey"} <= set(as_list(st["Action"]))
+        and not st.get("Condition")
+    ]
+    assert usable, f"no unconditional EventBridge grant in the key policy: {statements}"
