@@ -8,7 +8,16 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
-from .test_template import RESOURCES, as_list
+from .test_template import (
+    PARAMETERS,
+    RESOURCES,
+    as_list,
+    asl_of,
+    is_terminal,
+    iter_states,
+    lease_action,
+    successors,
+)
 
 # --------------------------------------------------------------------------- a tiny IAM evaluator
 
@@ -87,7 +96,7 @@ def test_glue_role_writes_quarantine_only_under_rows() -> None:
         assert not role_allows("GlueJobRole", action, s3_object("LandingBucket", "orders/x.csv"))
 
 
-# --------------------------------------------------------------------------- 3. EventBridge -> encrypted targets
+# --------------------------------------------------------------------------- 3. EventBridge -> encrypted
 
 
 def _key_statements(principal: str) -> list[dict[str, Any]]:
@@ -124,3 +133,116 @@ def test_eventbridge_can_use_the_key_of_every_encrypted_rule_target() -> None:
         and not st.get("Condition")
     ]
     assert usable, f"no unconditional EventBridge grant in the key policy: {statements}"
+
+
+# --------------------------------------------------------------------------- 7. lease TTL vs worst-case run
+
+START_CALL_SECONDS = 60  # one Start* call of a .sync integration that fails and is retried
+GLUE_FLEX_START_DELAY = 20 * 60  # Flex runs may wait this long for capacity
+JOB_START_MARGIN = 300  # EMR Serverless application start / Glue provisioning on top of the job timeout
+
+
+def retry_delays(retrier: dict[str, Any]) -> float:
+    """The longest total wait of one retrier: full jitter waits at most the exponential backoff, capped."""
+    interval = retrier.get("IntervalSeconds", 1)
+    rate = retrier.get("BackoffRate", 2.0)
+    cap = retrier.get("MaxDelaySeconds", float("inf"))
+    return sum(min(interval * rate**i, cap) for i in range(retrier.get("MaxAttempts", 3)))
+
+
+def worst_case_seconds(state: dict[str, Any]) -> float:
+    """A Task's longest time: every attempt runs to TimeoutSeconds, plus every backoff.
+
+    For a `.sync` integration the retried errors come from the Start call (a run that fails after it
+    started is States.TaskFailed, which is never retried), so one attempt runs to the timeout and each
+    retry costs a Start call.
+    """
+    if state["Type"] != "Task":
+        return 0.0
+    timeout = state["TimeoutSeconds"]
+    retriers = state.get("Retry", [])
+    retries = sum(r.get("MaxAttempts", 3) for r in retriers)
+    delays = sum(retry_delays(r) for r in retriers)
+    if str(state["Resource"]).endswith(".sync"):
+        return timeout + retries * START_CALL_SECONDS + delays
+    return (1 + retries) * timeout + delays
+
+
+def longest_leased_path(states: dict[str, Any]) -> tuple[float, list[str]]:
+    """The slowest path from a successful AcquireTableLease to a ReleaseLease state (or an end)."""
+    memo: dict[str, tuple[float, list[str]]] = {}
+
+    def walk(name: str) -> tuple[float, list[str]]:
+        if name not in memo:
+            state = states[name]
+            if lease_action(state) == "release":
+                return 0.0, []
+            tail = max(
+                (walk(n) for n in ([] if is_terminal(state) else successors(state))),
+                default=(0.0, []),
+                key=lambda v: v[0],
+            )
+            memo[name] = (worst_case_seconds(state) + tail[0], [name, *tail[1]])
+        return memo[name]
+
+    acquires = [s for s in states.values() if lease_action(s) == "acquire"]
+    return max((walk(a["Next"]) for a in acquires), key=lambda v: v[0])
+
+
+def leased_paths() -> dict[str, tuple[float, list[str]]]:
+    out = {}
+    for machine in ("IngestStateMachine", "MaintenanceStateMachine"):
+        for name, state in [
+            ("", {"ItemProcessor": {"States": asl_of(machine)["States"]}}),
+            *iter_states(asl_of(machine)["States"]),
+        ]:
+            inner = state.get("ItemProcessor") or state.get("Iterator")
+            if inner and any(lease_action(s) == "acquire" for s in inner["States"].values()):
+                out[f"{machine}/{name}"] = longest_leased_path(inner["States"])
+    return out
+
+
+def test_lease_ttl_outlasts_the_slowest_run_holding_it() -> None:
+    ttl = PARAMETERS["LeaseTtlSeconds"]
+    paths = leased_paths()
+    assert set(paths) == {"IngestStateMachine/", "MaintenanceStateMachine/MaintainTables"}
+    slowest = max(paths.values(), key=lambda v: v[0])
+    # 10 % margin on the worst case; nobody can deploy a shorter lease (MinValue).
+    assert ttl["MinValue"] >= slowest[0] * 1.1, (
+        f"TTL {ttl['MinValue']} s < 1.1 x {slowest[0]} s along {slowest[1]}"
+    )
+    assert ttl["Default"] >= ttl["MinValue"]
+
+
+def test_job_task_timeouts_cover_the_job_timeouts() -> None:
+    """The state machine waits at least as long as the job itself may run (and Flex may wait to start)."""
+    glue = asl_of("IngestStateMachine")["States"]["TransformWithGlue"]
+    glue_minutes = PARAMETERS["GlueTimeoutMinutes"]
+    assert RESOURCES["BronzeToSilverGlueJob"]["Properties"]["Timeout"] == {"Ref": "GlueTimeoutMinutes"}
+    assert glue["TimeoutSeconds"] >= glue_minutes["MaxValue"] * 60 + GLUE_FLEX_START_DELAY + JOB_START_MARGIN
+    for machine in ("IngestStateMachine", "MaintenanceStateMachine"):
+        for name, state in iter_states(asl_of(machine)["States"]):
+            if state.get("Resource") == "arn:aws:states:::emr-serverless:startJobRun.sync":
+                minutes = state["Parameters"]["ExecutionTimeoutMinutes"]
+                assert state["TimeoutSeconds"] >= minutes * 60 + JOB_START_MARGIN, name
+
+
+def test_worst_case_counts_every_attempt_and_backoff() -> None:
+    """The calculator itself: 2 retries of a 10 s Lambda task with 2 s/x2 backoff = 3 x 10 + 2 + 4."""
+    task = {
+        "Type": "Task",
+        "Resource": "${F}",
+        "TimeoutSeconds": 10,
+        "Retry": [
+            {
+                "ErrorEquals": ["X"],
+                "IntervalSeconds": 2,
+                "BackoffRate": 2,
+                "MaxAttempts": 2,
+                "MaxDelaySeconds": 3,
+            }
+        ],
+    }
+    assert worst_case_seconds(task) == 3 * 10 + 2 + 3  # the second wait is capped at 3 s
+    sync = {**task, "Resource": "arn:aws:states:::glue:startJobRun.sync"}
+    assert worst_case_seconds(sync) == 10 + 2 * START_CALL_SECONDS + 2 + 3
