@@ -11,6 +11,7 @@ from typing import Any
 from .test_template import (
     PARAMETERS,
     RESOURCES,
+    TPL,
     as_list,
     asl_of,
     is_terminal,
@@ -246,3 +247,99 @@ def test_worst_case_counts_every_attempt_and_backoff() -> None:
     assert worst_case_seconds(task) == 3 * 10 + 2 + 3  # the second wait is capped at 3 s
     sync = {**task, "Resource": "arn:aws:states:::glue:startJobRun.sync"}
     assert worst_case_seconds(sync) == 10 + 2 * START_CALL_SECONDS + 2 + 3
+
+
+# --------------------------------------------------------------------------- 8. smaller ones
+
+
+def _evaluate(expr: Any, params: dict[str, str]) -> Any:
+    """The condition functions a template Rule uses, over concrete parameter values."""
+    if isinstance(expr, dict):
+        ((fn, arg),) = expr.items()
+        if fn == "Ref":
+            return params[arg]
+        values = [_evaluate(a, params) for a in as_list(arg)]
+        if fn == "Fn::Equals":
+            return values[0] == values[1]
+        if fn == "Fn::Contains":
+            return values[1] in values[0]
+        if fn == "Fn::Not":
+            return not values[0]
+        if fn == "Fn::And":
+            return all(values)
+        if fn == "Fn::Or":
+            return any(values)
+        raise AssertionError(f"unsupported rule function {fn}")
+    if isinstance(expr, list):
+        return [_evaluate(e, params) for e in expr]
+    return expr
+
+
+def rules_accept(params: dict[str, str]) -> bool:
+    for rule in TPL.get("Rules", {}).values():
+        if "RuleCondition" in rule and not _evaluate(rule["RuleCondition"], params):
+            continue
+        if not all(_evaluate(a["Assert"], params) for a in rule["Assertions"]):
+            return False
+    return True
+
+
+def test_flex_is_only_accepted_with_g1x_or_g2x_workers() -> None:
+    """AWS Glue Flex execution supports G.1X and G.2X workers only."""
+    for execution_class in PARAMETERS["GlueExecutionClass"]["AllowedValues"]:
+        for worker in PARAMETERS["GlueWorkerType"]["AllowedValues"]:
+            params = {"GlueExecutionClass": execution_class, "GlueWorkerType": worker}
+            expected = execution_class != "FLEX" or worker in ("G.1X", "G.2X")
+            assert rules_accept(params) == expected, params
+
+
+def test_glue_5_job_sets_no_glue_4_logging_flags() -> None:
+    job = RESOURCES["BronzeToSilverGlueJob"]["Properties"]
+    assert float(job["GlueVersion"]) >= 5.0
+    flags = set(job["DefaultArguments"])
+    assert not {f for f in flags if f.startswith("--enable-continuous") or f.startswith("--continuous-log")}
+
+
+def test_no_versioned_bucket_is_deleted_with_the_stack() -> None:
+    """CloudFormation cannot delete a non-empty bucket: a versioned bucket in use never is empty, so a
+    DeletionPolicy Delete on it makes `sam delete` fail (docs/DEPLOY.md, Clean up)."""
+    for name, res in RESOURCES.items():
+        if res["Type"] != "AWS::S3::Bucket":
+            continue
+        if res["Properties"].get("VersioningConfiguration", {}).get("Status") == "Enabled":
+            assert res.get("DeletionPolicy") == "Retain", name
+    rules = RESOURCES["AthenaResultsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert any(r.get("ExpirationInDays") and r.get("NoncurrentVersionExpiration") for r in rules)
+    assert any(r.get("ExpiredObjectDeleteMarker") for r in rules)
+
+
+# --------------------------------------------------------------------------- 6. delta-rs log cleanup
+
+
+def function_allows(function: str, action: str, arn: str) -> bool:
+    """Whether an inline statement of a SAM function's Policies grants `action` on `arn`."""
+    for policy in RESOURCES[function]["Properties"].get("Policies", []):
+        for st in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            if (
+                st["Effect"] == "Allow"
+                and action in as_list(st["Action"])
+                and any(fnmatch.fnmatchcase(arn, _arn_pattern(r)) for r in as_list(st["Resource"]))
+            ):
+                return True
+    return False
+
+
+def test_delta_rs_writers_may_clean_up_expired_log_entries() -> None:
+    """delta-rs (1.6.6) runs a post-commit hook: a checkpoint every `delta.checkpointInterval` commits,
+    then `cleanup_expired_logs_for` deletes log entries older than `delta.logRetentionDuration` unless
+    `delta.enableExpiredLogCleanup` is false. Its delete errors propagate (`try_collect().await?`), so a
+    denied DeleteObject fails the write after the commit landed."""
+    from lakehouse.table_properties import TABLE_CONFIGURATION
+
+    assert TABLE_CONFIGURATION.get("delta.enableExpiredLogCleanup", "true") != "false"
+    log_entry = s3_object("LakeBucket", "tables/orders/_delta_log/00000000000000000009.json")
+    data_file = s3_object("LakeBucket", "tables/orders/part-00000-1.snappy.parquet")
+    for function in ("CommitObjectFunction", "RollbackTableFunction"):
+        assert function_allows(function, "s3:DeleteObject", log_entry), function
+        assert function_allows(function, "s3:PutObject", log_entry), function  # checkpoints
+        assert not function_allows(function, "s3:DeleteObject", data_file), function
