@@ -6,7 +6,12 @@ Each test names the AWS behaviour it encodes; docs/DEPLOY.md and docs/OPERATIONS
 from __future__ import annotations
 
 import fnmatch
+import json
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+import pytest
 
 from .test_template import (
     PARAMETERS,
@@ -343,3 +348,90 @@ def test_delta_rs_writers_may_clean_up_expired_log_entries() -> None:
         assert function_allows(function, "s3:DeleteObject", log_entry), function
         assert function_allows(function, "s3:PutObject", log_entry), function  # checkpoints
         assert not function_allows(function, "s3:DeleteObject", data_file), function
+
+
+# --------------------------------------------------------------------------- 5. canary alarms
+
+
+def _canary_alarm(function: str) -> dict[str, Any]:
+    [ref] = RESOURCES[function]["Properties"]["DeploymentPreference"]["Alarms"]
+    return dict(RESOURCES[ref["Ref"]]["Properties"])
+
+
+def _metric(alarm: dict[str, Any], namespace: str, name: str) -> dict[str, Any]:
+    [found] = [
+        m
+        for m in alarm["Metrics"]
+        if "MetricStat" in m
+        and (m["MetricStat"]["Metric"]["Namespace"], m["MetricStat"]["Metric"]["MetricName"])
+        == (namespace, name)
+    ]
+    return dict(found)
+
+
+def _emitted_dimensions(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """The dimension names lakehouse.observability.track_errors really emits (EMF on stdout)."""
+    from lakehouse.observability import track_errors
+
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Lakehouse")
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "lakehouse")
+
+    @track_errors
+    def handler(event: Any, context: Any) -> None:
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        handler({}, SimpleNamespace(function_name="fn", function_version="7"))
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    return {d for blob in blobs for d in blob["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0]}
+
+
+@pytest.mark.parametrize(
+    "function", sorted(r for r, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::Function")
+)
+def test_canary_alarm_watches_only_unexpected_failures_of_the_live_version(
+    function: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alarm = _canary_alarm(function)
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    version = {"Fn::GetAtt": [function, "Version.Version"]}
+    errors = _metric(alarm, "AWS/Lambda", "Errors")["MetricStat"]["Metric"]
+    assert {d["Name"]: d["Value"] for d in errors["Dimensions"]} == {
+        "FunctionName": {"Ref": function},
+        "Resource": {"Fn::Sub": "${" + function + "}:live"},
+        "ExecutedVersion": version,
+    }
+    emitted = _emitted_dimensions(capsys, monkeypatch)
+    for name in ("UnexpectedError", "HandledError"):
+        dims = {
+            d["Name"]: d["Value"]
+            for d in _metric(alarm, "Lakehouse", name)["MetricStat"]["Metric"]["Dimensions"]
+        }
+        assert dims == {
+            "function_name": {"Ref": function},
+            "function_version": version,
+            "service": "lakehouse",
+        }
+        assert set(dims) == emitted  # the alarm names exactly the dimensions the handler emits
+    [expression] = [m for m in alarm["Metrics"] if m.get("ReturnData") is not False]
+    ids = {m["Id"]: m for m in alarm["Metrics"]}
+    assert ids["unexpected"]["MetricStat"]["Metric"]["MetricName"] == "UnexpectedError"
+    assert ids["handled"]["MetricStat"]["Metric"]["MetricName"] == "HandledError"
+    assert ids["errors"]["MetricStat"]["Metric"]["MetricName"] == "Errors"
+    assert expression["Expression"].replace(" ", "") == (
+        "FILL(unexpected,0)+IF(FILL(errors,0)>FILL(handled,0),FILL(errors,0)-FILL(handled,0),0)"
+    )
+    assert {m["MetricStat"]["Period"] for m in alarm["Metrics"] if "MetricStat" in m} == {60}
+
+
+def test_every_handler_counts_its_errors() -> None:
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    for app in sorted(root.glob("functions/*/app.py")):
+        tree = ast.parse(app.read_text())
+        [handler] = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "handler"]
+        first = handler.decorator_list[0]
+        assert isinstance(first, ast.Name), app
+        assert first.id == "track_errors", f"{app}: @track_errors must be outermost"
