@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TOOLS_STAMP := .tools/.installed
 
-.PHONY: dev demo test test-unit test-functional test-e2e lint format build validate bench clean
+.PHONY: dev demo test test-unit test-functional test-e2e lint format build validate bench emr-artifacts clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ validate: $(STAMP) $(TOOLS_STAMP)  ## every offline check of the template and st
 
 build: $(STAMP) $(TOOLS_STAMP)  ## sam build without Docker (layers use BuildMethod: makefile)
 	bash scripts/validate.sh --build-only
+
+emr-artifacts: $(STAMP)  ## dist/lakehouse_emr.zip + dist/derived_models.json (scripts/upload_artifacts.sh uploads them)
+	$(BIN)/python scripts/emr_bundle.py dist/lakehouse_emr.zip
+	PYTHONPATH=src $(BIN)/python -m lakehouse.sql.derived datasets > dist/derived_models.json
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lakehouse.observability import track_errors
 from lakehouse.stages.maintenance import maintain_table
 from lakehouse.stages.runtime import get_runtime
 
@@ -15,6 +16,7 @@ tracer = Tracer()
 metrics = Metrics()
 
 
+@track_errors
 @logger.inject_lambda_context(correlation_id_path="run_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics

@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lakehouse.events import is_sqs_event, parse_message
+from lakehouse.observability import track_errors
 from lakehouse.stages.runtime import get_runtime
 from lakehouse.stages.start import default_starter, start_run
 
@@ -34,6 +35,7 @@ def record_handler(record: SQSRecord) -> list[dict[str, Any] | None]:
     return _start_all(record.json_body)
 
 
+@track_errors
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics

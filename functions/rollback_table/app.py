@@ -8,6 +8,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from lakehouse.observability import track_errors
 from lakehouse.stages.ingest import rollback_table
 from lakehouse.stages.runtime import get_runtime
 
@@ -16,6 +17,7 @@ tracer = Tracer()
 metrics = Metrics()
 
 
+@track_errors
 @logger.inject_lambda_context(correlation_id_path="run_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics

@@ -45,3 +45,13 @@ class ContractError(LakehouseError):
 
 class ChecksFailedError(LakehouseError):
     """One or more table checks of severity `fail` did not pass."""
+
+
+# Errors that are outcomes of the pipeline's own rules (retried, or the file/contract is at fault), not
+# bugs. The canary alarms count every other exception (lakehouse.observability).
+EXPECTED_ERRORS: tuple[type[LakehouseError], ...] = (
+    TransientError,
+    InvalidInputError,
+    ContractError,
+    ChecksFailedError,
+)

@@ -4,7 +4,14 @@
 2. A plain EventBridge "Object Created" event.
 3. Classic S3 notification records (`Records[].s3`), delivered directly or inside SQS.
 
-S3 URL-encodes keys in events (`+` for space, `%3D` for `=`); they are decoded here, exactly once.
+Keys are decoded here, exactly once, as each source encodes them:
+
+- S3 event notifications (`Records[].s3.object.key`) form-encode the key
+  (application/x-www-form-urlencoded: a space is `+`, a literal `+` is `%2B`, `=` is `%3D`), so they
+  are decoded with `unquote_plus`.
+- EventBridge "Object Created" events (`detail.object.key`) do not form-encode: a `+` is a literal plus.
+  Their keys are percent-decoded only (`unquote`: `%20` is a space, `%25` a percent sign), so that
+  `orders/a+b.csv` stays `orders/a+b.csv` (docs/ARCHITECTURE.md, "Object keys in events").
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 from pydantic import BaseModel, ConfigDict
 
@@ -48,7 +55,7 @@ def _from_eventbridge(event: Mapping[str, Any]) -> ObjectCreated:
         raise InvalidInputError("EventBridge event lacks detail.bucket.name or detail.object.key")
     return ObjectCreated(
         bucket=bucket,
-        key=unquote_plus(obj["key"]),
+        key=unquote(obj["key"]),  # `+` is a literal plus here, unlike in S3 notifications
         size=int(obj.get("size") or 0),
         etag=str(obj.get("etag") or ""),
         version_id=obj.get("version-id") or None,

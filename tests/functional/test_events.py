@@ -59,10 +59,17 @@ def test_every_sample_is_a_json_object() -> None:
         assert isinstance(json.loads(path.read_text()), dict), path.name
 
 
-@pytest.mark.parametrize("name", ["on_object_created_eventbridge", "on_object_created_s3"])
-def test_object_created_samples_carry_the_key_url_encoded(name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "encoded"),
+    [
+        # S3 notifications form-encode (space = '+'); EventBridge percent-encodes ('+' is a literal plus).
+        ("on_object_created_s3", "orders/ingest_date%3D2026-11-26/orders+part+1.csv"),
+        ("on_object_created_eventbridge", "orders/ingest_date%3D2026-11-26/orders%20part%201.csv"),
+    ],
+)
+def test_object_created_samples_carry_the_key_encoded_as_their_source_does(name: str, encoded: str) -> None:
     text = (EVENTS / f"{name}.json").read_text()
-    assert "orders/ingest_date%3D2026-11-26/orders+part+1.csv" in text
+    assert encoded in text
     assert "orders part 1.csv" not in text
 
 

@@ -130,23 +130,60 @@ def test_stage_events_carry_the_run_id_of_the_object_created_events() -> None:
     assert load("manage_lease_acquire.json")["run"] == expected
 
 
-# -- URL decoding: exactly once ---------------------------------------------------------------------
+# -- key decoding: exactly once, as each source encodes ------------------------------------------------
+# S3 notifications form-encode keys (space = '+', '+' = %2B); EventBridge events do not: there a '+' is a
+# literal plus, and only %XX sequences are decoded (docs/ARCHITECTURE.md, "Object keys in events").
 
 
 @pytest.mark.parametrize(
     ("encoded", "decoded"),
     [
         ("orders/ingest_date%3D2026-11-26/orders+part+1.csv", KEY1),
-        ("a%2B+b", "a+ b"),  # a literal '+' arrives as %2B, a space as '+'
+        ("orders/a+b.csv", "orders/a b.csv"),  # a space arrives as '+'
+        ("orders/a%2Bb.csv", "orders/a+b.csv"),  # a literal '+' arrives as %2B
+        ("a%2B+b", "a+ b"),
+        ("orders/d%3D1/x.csv", "orders/d=1/x.csv"),
         ("orders/100%25+done.csv", "orders/100% done.csv"),  # a literal '%' arrives as %25
         ("orders/%2525.csv", "orders/%25.csv"),  # decoding twice would give "orders/%.csv"
         ("orders/caf%C3%A9.csv", "orders/café.csv"),
         ("orders/plain.csv", "orders/plain.csv"),
     ],
 )
-def test_keys_are_decoded_exactly_once(encoded: str, decoded: str) -> None:
-    assert parse_message(eventbridge(encoded))[0].key == decoded
+def test_s3_notification_keys_are_form_decoded_once(encoded: str, decoded: str) -> None:
     assert parse_message({"Records": [s3_record(encoded)]})[0].key == decoded
+
+
+@pytest.mark.parametrize(
+    ("encoded", "decoded"),
+    [
+        ("orders/ingest_date%3D2026-11-26/orders%20part%201.csv", KEY1),
+        ("orders/a+b.csv", "orders/a+b.csv"),  # '+' is a literal plus: not a space
+        ("orders/c++/a+b+c.csv", "orders/c++/a+b+c.csv"),
+        ("orders/a%2Bb.csv", "orders/a+b.csv"),
+        ("orders/a%20b.csv", "orders/a b.csv"),
+        ("orders/a b.csv", "orders/a b.csv"),  # an unencoded space is kept
+        ("orders/d=1/x.csv", "orders/d=1/x.csv"),
+        ("orders/d%3D1/x.csv", "orders/d=1/x.csv"),
+        ("orders/100%25%20done.csv", "orders/100% done.csv"),
+        ("orders/%2525.csv", "orders/%25.csv"),  # decoding twice would give "orders/%.csv"
+        ("orders/caf%C3%A9.csv", "orders/café.csv"),
+    ],
+)
+def test_eventbridge_keys_keep_plus_and_are_percent_decoded_once(encoded: str, decoded: str) -> None:
+    assert parse_message(eventbridge(encoded))[0].key == decoded
+    sqs_body = {
+        "Records": [{"eventSource": "aws:sqs", "messageId": "m1", "body": json.dumps(eventbridge(encoded))}]
+    }
+    [(_, body)] = list(iter_sqs_bodies(sqs_body))
+    assert parse_message(body)[0].key == decoded
+
+
+def test_a_plus_key_keeps_its_identity_through_eventbridge() -> None:
+    """orders/a+b.csv through the deployed path (EventBridge -> SQS) names the object that exists."""
+    obj = parse_message(eventbridge("orders/a+b.csv"))[0]
+    assert run_input("orders", obj)["key"] == "orders/a+b.csv"
+    same = parse_message({"Records": [s3_record("orders/a%2Bb.csv")]})[0]
+    assert execution_name("orders", obj) == execution_name("orders", same)
 
 
 # -- what is ignored, what is an error ----------------------------------------------------------------

@@ -12,14 +12,11 @@ from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.schema import PrimitiveType
 
 from lakehouse.errors import CommitConflictError
+from lakehouse.table_properties import TABLE_CONFIGURATION
 
 T = TypeVar("T")
 
-# Athena reads Delta natively but not deletion vectors; keep them off on every table we create.
-TABLE_CONFIGURATION: dict[str, str | None] = {
-    "delta.enableDeletionVectors": "false",
-    "delta.checkpointInterval": "10",
-}
+__all__ = ["TABLE_CONFIGURATION"]
 
 # Row groups of 64Ki rows: delta-rs buffers a row group per open partition writer, so the
 # parquet default (1Mi rows) costs ~100 MB per partition of a wide table.

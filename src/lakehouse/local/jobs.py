@@ -280,11 +280,20 @@ class LocalJobs:
         if entry.startswith("refresh_derived"):
             return [
                 "--dataset", dataset, "--lake_root", self.lake_root(),
-                "--datasets_dir", str(self.rt.settings.datasets_dir), "--local",
+                "--models_uri", str(self._derived_models_file()), "--local",
             ]  # fmt: skip
         if entry.startswith("maintain_table"):
             return ["--table_uri", self.rt.table_uri(dataset), "--local"]
         return [f"{k}={v}" for k, v in options.items()]
+
+    def _derived_models_file(self) -> Path:
+        """The derived-models JSON of the contracts, as scripts/upload_artifacts.sh uploads it to AWS."""
+        from lakehouse.sql.derived import derived_document
+
+        path = Path(self.rt.settings.home) / "state" / "derived_models.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(derived_document(self.rt.contracts), sort_keys=True), encoding="utf-8")
+        return path
 
     def _run_emr(self, entry: str, argv: Sequence[str]) -> None:
         options = _options(argv)

@@ -14,8 +14,6 @@ import posixpath
 import tempfile
 import time
 import zlib
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -35,9 +33,15 @@ from lakehouse.commit_log import (
     is_own_commit,
 )
 from lakehouse.contracts.model import Contract, FormatSpec
-from lakehouse.engine.delta import TABLE_CONFIGURATION
 from lakehouse.engine.formats import SAMPLE_BYTES, Detected, check_utf8, detect, detect_file
 from lakehouse.errors import InvalidInputError, RowRuleViolationError, SchemaMismatchError
+from lakehouse.spark.delta_tables import (
+    _jvm,
+    delta_path,
+    session_confs,
+    table_property_defaults,
+    table_state,
+)
 from lakehouse.sql.compiler import (
     REJECT_ACTION,
     REJECT_REASON,
@@ -49,6 +53,7 @@ from lakehouse.sql.compiler import (
     render,
 )
 from lakehouse.sql.evolution import check_file_schema, check_table_schema, commit_select
+from lakehouse.table_properties import TABLE_CONFIGURATION
 
 CORRUPT = "_corrupt_record"
 _MID = "_lakehouse_mid"
@@ -61,42 +66,9 @@ AUTO_MERGE_CONF = "spark.databricks.delta.schema.autoMerge.enabled"
 # The table: version, app transactions and schema, read from the Delta log through the JVM.
 
 
-def delta_path(uri: str) -> str:
-    """`delta.`<uri>`` for SQL, with backticks in the path escaped."""
-    return "delta.`" + uri.replace("`", "``") + "`"
-
-
 def _c(name: str) -> Column:
     """A column by its exact name (dots, spaces and backticks included)."""
     return F.col("`" + name.replace("`", "``") + "`")
-
-
-def _jvm(spark: SparkSession) -> Any:
-    """The py4j gateway's JVM view (the Delta log, Hadoop FileSystem, commons-io)."""
-    jvm = spark._jvm
-    if jvm is None:
-        raise RuntimeError("the Spark session has no JVM gateway (Spark Connect is not supported)")
-    return jvm
-
-
-def delta_log(spark: SparkSession, uri: str) -> Any:
-    return _jvm(spark).org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, uri)
-
-
-def delta_snapshot(spark: SparkSession, uri: str) -> Any:
-    log = delta_log(spark, uri)
-    defaults = [getattr(log, f"update$default${i}")() for i in (1, 2, 3)]
-    return log.update(*defaults)
-
-
-def table_state(spark: SparkSession, uri: str, app_id: str | None = None) -> tuple[int, int | None]:
-    """(version or -1 when there is no table, the app id's transaction version or None)."""
-    snapshot = delta_snapshot(spark, uri)
-    version = int(snapshot.version())
-    if version < 0 or app_id is None:
-        return version, None
-    found = snapshot.transactions().get(app_id)
-    return version, (int(found.get()) if found.isDefined() else None)
 
 
 def _contract_type(spark_type: str) -> str:
@@ -424,28 +396,6 @@ def _partition_predicate(frame: DataFrame, contract: Contract) -> str:
                 terms.append(f"`{name}` = '" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'")
         clauses.append("(" + " AND ".join(terms) + ")")
     return " OR ".join(clauses) or "false"
-
-
-@contextmanager
-def session_confs(spark: SparkSession, confs: dict[str, str]) -> Iterator[None]:
-    """Set session confs for the duration of a block, then restore what was there."""
-    previous = {k: spark.conf.get(k, None) for k in confs}
-    try:
-        for key, value in confs.items():
-            spark.conf.set(key, value)
-        yield
-    finally:
-        for key, old in previous.items():
-            if old is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, old)
-
-
-def table_property_defaults() -> dict[str, str]:
-    """Session confs that give tables created by a write the same properties as delta-rs tables."""
-    prefix = "spark.databricks.delta.properties.defaults."
-    return {prefix + k.removeprefix("delta."): v for k, v in TABLE_CONFIGURATION.items() if v is not None}
 
 
 def _commit(

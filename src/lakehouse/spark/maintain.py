@@ -6,7 +6,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from lakehouse.spark.ingest import delta_log, delta_path, delta_snapshot, table_state
+from lakehouse.spark.delta_tables import delta_log, delta_path, delta_snapshot, table_state
 
 MIN_SAFE_RETENTION_HOURS = 168  # Delta's default: readers of older versions keep their files
 

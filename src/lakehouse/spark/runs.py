@@ -17,7 +17,7 @@ from lakehouse.stages.runtime import started_at
 
 
 def _jvm(spark: SparkSession) -> Any:
-    from lakehouse.spark.ingest import _jvm as jvm
+    from lakehouse.spark.delta_tables import _jvm as jvm
 
     return jvm(spark)
 

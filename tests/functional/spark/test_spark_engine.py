@@ -30,7 +30,8 @@ from engine_helpers import (
 )
 
 from lakehouse import errors
-from lakehouse.contracts import Contract, load_contract, parse_contract
+from lakehouse.contracts import Contract, ContractRegistry, load_contract, parse_contract
+from lakehouse.sql.derived import derived_document
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.xdist_group("spark")]
 
@@ -386,8 +387,10 @@ def test_glue_job_writes_its_result_json_and_derived_and_maintenance_run(
     assert glue.main(argv)["status"] == "duplicate"
 
     derived = _load_script(REPO / "jobs" / "emr" / "refresh_derived.py")
+    models_uri = tmp_path / "derived_models.json"  # what scripts/upload_artifacts.sh uploads
+    models_uri.write_text(json.dumps(derived_document(ContractRegistry.from_location(REPO / "datasets"))))
     out = derived.main(
-        ["--dataset", "orders", "--lake_root", str(lake), "--datasets_dir", str(REPO / "datasets"), "--local"]
+        ["--dataset", "orders", "--lake_root", str(lake), "--models_uri", str(models_uri), "--local"]
     )
     gold = str(lake / "derived" / "orders_by_status")
     assert out["orders_by_status"]["uri"] == gold
