@@ -706,10 +706,10 @@ def test_real_handlers_contract_violation_quarantines_without_touching_the_table
     assert len(services.alerts) == 1
 
 
-def test_a_commit_that_times_out_after_committing_resumes_and_runs_its_checks(local_home: Path) -> None:
-    """The Lambda commits, then times out (Lambda.Unknown); Step Functions retries it. The retry finds
-    this run's own commit: the run resumes (checks fail → Rollback → Quarantine) instead of calling
-    itself a duplicate and leaving the bad rows in the table."""
+def test_a_commit_retried_after_committing_resumes_and_runs_its_checks(local_home: Path) -> None:
+    """The Lambda commits, then the invocation fails with a transient Lambda error; Step Functions
+    retries it. The retry finds this run's own commit: the run resumes (checks fail → Rollback →
+    Quarantine) instead of calling itself a duplicate and leaving the bad rows in the table."""
     from lakehouse.local.sfn import TaskFailed
 
     services = FakeServices(local_home)
@@ -720,7 +720,7 @@ def test_a_commit_that_times_out_after_committing_resumes_and_runs_its_checks(lo
         result = commit(event, context)
         calls.append(result["status"])
         if len(calls) == 1:
-            raise TaskFailed("Lambda.Unknown", json.dumps({"errorMessage": "Task timed out after 900 s"}))
+            raise TaskFailed("Lambda.ServiceException", json.dumps({"errorMessage": "service error"}))
         return result
 
     handlers = {function_arn(d): _load_handler(d) for d in FUNCTIONS.values()}
