@@ -45,3 +45,7 @@ class ContractError(LakehouseError):
 
 class ChecksFailedError(LakehouseError):
     """One or more table checks of severity `fail` did not pass."""
+
+
+class InputLimitError(InvalidInputError):
+    """The file exceeds a limit of its contract: line length, field count, decompressed size or ratio."""
