@@ -30,23 +30,31 @@ from sqlglot import exp
 
 from lakehouse.contracts.model import Contract, FormatSpec
 from lakehouse.engine.delta import TABLE_CONFIGURATION
-from lakehouse.engine.formats import SAMPLE_BYTES, Detected, check_utf8, detect, detect_file
+from lakehouse.engine.formats import SAMPLE_BYTES, Detected, detect, detect_file, preflight
 from lakehouse.errors import InvalidInputError, RowRuleViolationError, SchemaMismatchError
+from lakehouse.names import CORRUPT_RECORD, SPARK_ROW_ID
 from lakehouse.sql.compiler import (
     REJECT_ACTION,
     REJECT_REASON,
     ROW_ORDINAL,
     IngestPlan,
     RunMeta,
+    col,
     compile_ingest,
+    ident,
     rejected_rows,
     render,
 )
-from lakehouse.sql.evolution import check_file_schema, check_table_schema, commit_select
+from lakehouse.sql.evolution import (
+    check_file_schema,
+    check_source_names,
+    check_table_schema,
+    commit_select,
+)
 
 APP_VERSION = 1  # one app id per source object, so its version is always 1 (docs/ARCHITECTURE.md)
-CORRUPT = "_corrupt_record"
-_MID = "_lakehouse_mid"
+CORRUPT = CORRUPT_RECORD
+_MID = SPARK_ROW_ID
 TXN_APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
 TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
 AUTO_MERGE_CONF = "spark.databricks.delta.schema.autoMerge.enabled"
@@ -57,13 +65,18 @@ AUTO_MERGE_CONF = "spark.databricks.delta.schema.autoMerge.enabled"
 
 
 def delta_path(uri: str) -> str:
-    """`delta.`<uri>`` for SQL, with backticks in the path escaped."""
-    return "delta.`" + uri.replace("`", "``") + "`"
+    """`delta.`<uri>`` for SQL, the path quoted by sqlglot."""
+    return exp.Table(this=ident(uri), db=exp.to_identifier("delta")).sql(dialect="spark")
+
+
+def quoted(name: str) -> str:
+    """An identifier for Spark SQL, quoted and escaped by sqlglot (backticks, dots, spaces...)."""
+    return ident(name).sql(dialect="spark")
 
 
 def _c(name: str) -> Column:
     """A column by its exact name (dots, spaces and backticks included)."""
-    return F.col("`" + name.replace("`", "``") + "`")
+    return F.col(quoted(name))
 
 
 def _jvm(spark: SparkSession) -> Any:
@@ -114,8 +127,8 @@ def create_table(
     spark: SparkSession, uri: str, columns: list[tuple[str, str]], partition_by: list[str]
 ) -> None:
     """Create the table if it does not exist, with the same properties delta-rs tables get."""
-    cols = ", ".join(f"`{n}` {spark_type(t)}" for n, t in columns)
-    parts = f" PARTITIONED BY ({', '.join(f'`{c}`' for c in partition_by)})" if partition_by else ""
+    cols = ", ".join(f"{quoted(n)} {spark_type(t)}" for n, t in columns)
+    parts = f" PARTITIONED BY ({', '.join(quoted(c) for c in partition_by)})" if partition_by else ""
     props = ", ".join(f"'{k}' = '{v}'" for k, v in TABLE_CONFIGURATION.items() if v is not None)
     spark.sql(
         f"CREATE TABLE IF NOT EXISTS {delta_path(uri)} ({cols}) USING DELTA{parts} TBLPROPERTIES ({props})"
@@ -208,6 +221,7 @@ class _Source:
         self, spark: SparkSession, uri: str, contract: Contract, detected: Detected, name: str
     ) -> None:
         self.spark = spark
+        self.contract = contract
         spec = contract.format
         self.malformed: list[tuple[int, str, str]] = []
         self._delimiter = spec.delimiter
@@ -217,10 +231,11 @@ class _Source:
                 f"{name}: the contract of {contract.name!r} expects {spec.type} "
                 f"but the file is {detected.kind}"
             )
-        if detected.kind in ("csv", "jsonl") and _is_local(uri):
-            # Spark would replace invalid bytes with U+FFFD silently; fail like the DuckDB engine.
-            # (Remote objects are not pre-scanned: that would read them twice.)
-            check_utf8(_local_path(uri), detected.compression, name)
+        if _is_local(uri):
+            # UTF-8 (Spark would replace invalid bytes with U+FFFD silently), line length, field
+            # count, decompressed size: checked before Spark parses anything, as the DuckDB engine does.
+            # (Remote objects are not pre-scanned: that would read them twice; see docs/DATASETS.md.)
+            preflight(_local_path(uri), detected, spec, name)
         try:
             if detected.kind == "csv":
                 raw, self.columns = self._csv(uri, spec, contract, name)
@@ -229,6 +244,7 @@ class _Source:
             else:
                 raw = spark.read.parquet(uri)
                 self.columns = list(raw.columns)
+                check_source_names(contract, self.columns, name)
                 raw = raw.select(*[_c(c).cast("string").alias(c) for c in self.columns])
         except InvalidInputError:
             raise
@@ -246,6 +262,7 @@ class _Source:
             columns = _header(self.spark, uri, spec, name)
         else:
             columns = [c.source_name for c in contract.columns]
+        check_source_names(contract, columns, name)
         markers = list(spec.null_markers)
         # Spark reads one null marker; the others are mapped to NULL below. (An empty unquoted field is
         # always NULL in Spark, even when "" is not a marker.)
@@ -299,6 +316,7 @@ class _Source:
         columns = sorted(c for c in frame.columns if c != CORRUPT)
         if not columns:
             raise InvalidInputError(f"{name}: no JSON objects with fields")
+        check_source_names(self.contract, columns, name)
         types = {f.name: f.dataType for f in frame.schema.fields}
         fields = []
         for column in columns:
@@ -414,9 +432,10 @@ def _partition_predicate(frame: DataFrame, contract: Contract) -> str:
         for name in contract.partition_by:
             value = row[name]
             if value is None:
-                terms.append(f"`{name}` IS NULL")
+                terms.append(f"{quoted(name)} IS NULL")
             else:
-                terms.append(f"`{name}` = '" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'")
+                literal = exp.Literal.string(str(value)).sql(dialect="spark")
+                terms.append(f"{quoted(name)} = {literal}")
         clauses.append("(" + " AND ".join(terms) + ")")
     return " OR ".join(clauses) or "false"
 
@@ -459,7 +478,10 @@ def _commit(
     if contract.write_mode == "merge":
         view = "lakehouse_commit_source"
         commit.createOrReplaceTempView(view)
-        on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in contract.primary_key)
+        on = " AND ".join(
+            exp.EQ(this=col(k, "t"), expression=col(k, "s")).sql(dialect="spark")
+            for k in contract.primary_key
+        )
         confs: dict[str, str] = {
             TXN_APP_ID_CONF: app_id,
             TXN_VERSION_CONF: str(APP_VERSION),

@@ -115,13 +115,16 @@ def _literal(value: object) -> exp.Expr:
     return exp.Literal.string(str(value))
 
 
-def _in_range(value: exp.Expr, type_name: str) -> exp.Expr:
-    """A date or timestamp outside DATE_RANGE / TIMESTAMP_RANGE becomes NULL (a type error)."""
-    if type_name not in ("date", "timestamp"):
-        return value
+def _in_range(value: exp.Expr, type_name: str, raw: exp.Expr) -> exp.Expr:
+    """A date or timestamp outside DATE_RANGE / TIMESTAMP_RANGE becomes NULL (a type error).
+
+    So do DuckDB's special values (`infinity`, `-infinity`, `epoch`), which no other engine reads
+    from a column (its strptime even reads `infinity` as 1900-01-01): a date has digits.
+    """
     low, high = DATE_RANGE if type_name == "date" else TIMESTAMP_RANGE
     bounds = [exp.Cast(this=exp.Literal.string(b), to=sql_type(type_name)) for b in (low, high)]
-    within = exp.Between(this=value.copy(), low=bounds[0], high=bounds[1])
+    has_digit = exp.RegexpLike(this=raw.copy(), expression=exp.Literal.string("[0-9]"))
+    within = exp.and_(has_digit, exp.Between(this=value.copy(), low=bounds[0], high=bounds[1]))
     return exp.Case(ifs=[exp.If(this=within, true=value)])
 
 
@@ -147,14 +150,14 @@ def _typed_value(column: Column, source_present: bool, spec: FormatSpec | None =
     if spec is not None and column.type == "date" and spec.date_format:
         # strptime patterns; sqlglot renders them per engine (Spark: to_date with a Java pattern).
         parsed_date = exp.StrToDate(this=raw, format=exp.Literal.string(spec.date_format), safe=True)
-        return _in_range(parsed_date, "date")
+        return _in_range(parsed_date, "date", raw)
     if spec is not None and column.type == "timestamp" and spec.timestamp_format:
         parsed = exp.StrToTime(this=raw, format=exp.Literal.string(spec.timestamp_format), safe=True)
         # A pattern without an offset reads as UTC (every session runs in UTC).
-        return _in_range(exp.Cast(this=parsed, to=sql_type("timestamp")), "timestamp")
+        return _in_range(exp.Cast(this=parsed, to=sql_type("timestamp")), "timestamp", raw)
     cast = exp.TryCast(this=raw, to=sql_type(column.type))
     if column.type in ("date", "timestamp"):
-        return _in_range(cast, column.type)
+        return _in_range(cast, column.type, raw)
     if column.type in ("int", "bigint"):
         # Integers must be written as integers: DuckDB's cast rounds '1.5' to 2 (and reads '1e3', '0x10'),
         # Spark's truncates it to 1. Anything else is a type error in every engine.
