@@ -20,6 +20,12 @@ DELTA_CONFS = {
 ENGINE_CONFS = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.ansi.enabled": "false",
+    # Dates before 1582-10-15 (down to 0001-01-01, see docs/DATASETS.md) are written and read in the
+    # proleptic Gregorian calendar, as delta-rs, DuckDB, Python and Athena read them.
+    "spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
+    "spark.sql.parquet.datetimeRebaseModeInRead": "CORRECTED",
+    "spark.sql.parquet.int96RebaseModeInWrite": "CORRECTED",
+    "spark.sql.parquet.int96RebaseModeInRead": "CORRECTED",
 }
 LOCAL_CONFS = {
     "spark.sql.shuffle.partitions": "4",

@@ -11,6 +11,9 @@ from lakehouse.errors import SchemaMismatchError
 from lakehouse.names import RESERVED_COLUMNS, reserved
 from lakehouse.sql.compiler import IngestPlan, accepted_rows, ident, sql_type
 
+# Characters Delta tables refuse in column names (without column mapping, which Athena cannot read).
+DELTA_FORBIDDEN = " ,;{}()\n\t="
+
 
 def check_source_names(contract: Contract, columns: Sequence[str], name: str) -> None:
     """The file's field names, before any engine reads the file with them.
@@ -31,6 +34,14 @@ def check_source_names(contract: Contract, columns: Sequence[str], name: str) ->
             f"{name}: the header names these columns more than once (case-insensitively): {duplicates}"
         )
     sources = {c.source_name for c in contract.columns}
+    if contract.schema_evolution == "add_columns":
+        unfit = [c for c in columns if c not in sources and set(c) & set(DELTA_FORBIDDEN)]
+        if unfit:
+            raise SchemaMismatchError(
+                f"{name}: the file's column(s) {unfit} cannot become Delta columns (schema_evolution: "
+                f"add_columns): names may not contain any of {DELTA_FORBIDDEN!r}; rename them in the "
+                "file, or map them to a contract column with `source:`"
+            )
     targets = {c.name.casefold(): c.name for c in contract.columns}
     collide = [c for c in columns if c not in sources and c.casefold() in targets]
     if collide and contract.schema_evolution == "add_columns":
