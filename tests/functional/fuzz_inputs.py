@@ -34,7 +34,13 @@ def contract(kind: str) -> Contract:
     return parse_contract(CONTRACT.format(kind=kind), "items.yaml")
 
 
-_CHARS = st.sampled_from([*list("ab,;\"'`\\ \t\r\n0123456789-+:.TZéü☃{}[]"), "\x00", "\ufeff"])
+_CHARS = st.sampled_from([*list("ab,;\"'`\\ \t\r\n0123456789-+:.TZéü☃{}[]"), "\ufeff"])
+_SPLICES = st.one_of(
+    st.sampled_from(
+        [b'"', b"\r", b"\n", b",", b";", b"\\", b"{", b"}", b"\xff", b"\xc3", b"\xef\xbb\xbf", b"\x00"]
+    ),
+    st.binary(min_size=1, max_size=4),
+)
 _TEXT = st.text(alphabet=_CHARS, max_size=12)
 _VALUES = st.one_of(
     _TEXT,
@@ -51,11 +57,27 @@ _NAMES = st.one_of(
 )
 
 
+_GOOD = {
+    "id": st.integers(-5, 10**6).map(str),
+    "day": st.just("2024-01-02"),
+    "ts": st.just("2024-01-02T03:04:05Z"),
+}
+
+
 @st.composite
 def _csv(draw: st.DrawFn) -> bytes:
-    header = draw(st.lists(_NAMES, min_size=1, max_size=6))
-    rows = draw(st.lists(st.lists(_VALUES, max_size=7), max_size=6))
-    sep = draw(st.sampled_from([",", ";"]))
+    header = ["id", "name", "day", "ts"]
+    if draw(st.integers(0, 2)) == 0:
+        header += draw(st.lists(_NAMES, max_size=2))  # extra (hostile) columns
+    if draw(st.integers(0, 4)) == 0:
+        header = draw(st.lists(_NAMES, min_size=1, max_size=6))
+    rows = []
+    for _ in range(draw(st.integers(1, 6))):
+        row = [draw(_VALUES if draw(st.integers(0, 4)) == 0 else _GOOD.get(n, _VALUES)) for n in header]
+        if draw(st.integers(0, 5)) == 0:  # ragged
+            row = row[: draw(st.integers(0, len(row)))] + draw(st.lists(_VALUES, max_size=2))
+        rows.append(row)
+    sep = draw(st.sampled_from([",", ",", ",", ",", ";"]))
     quote = draw(st.booleans())
 
     def field(value: str) -> str:
@@ -70,6 +92,9 @@ def _jsonl(draw: st.DrawFn) -> bytes:
     scalar = st.one_of(_VALUES, st.integers(), st.floats(allow_nan=False), st.booleans(), st.none())
     value: Any = st.one_of(scalar, st.lists(scalar, max_size=3), st.dictionaries(_TEXT, scalar, max_size=3))
     objects = draw(st.lists(st.dictionaries(_NAMES, value, max_size=6), min_size=1, max_size=6))
+    for obj in objects:
+        if draw(st.integers(0, 3)):
+            obj["id"] = draw(st.one_of(st.integers(-5, 10**6), _VALUES))
     lines = [json.dumps(o, ensure_ascii=draw(st.booleans())) for o in objects]
     lines += draw(st.lists(_TEXT, max_size=2))  # garbage lines
     return ("\n".join(lines) + "\n").encode("utf-8")
@@ -78,12 +103,12 @@ def _jsonl(draw: st.DrawFn) -> bytes:
 @st.composite
 def _damaged(draw: st.DrawFn, base: st.SearchStrategy[bytes]) -> bytes:
     data = draw(base)
-    for _ in range(draw(st.integers(0, 3))):
+    for _ in range(draw(st.sampled_from([0, 0, 1, 2, 3]))):
         at = draw(st.integers(0, len(data)))
-        data = data[:at] + draw(st.binary(max_size=8)) + data[at:]
-    if draw(st.booleans()):
+        data = data[:at] + draw(_SPLICES) + data[at:]
+    if draw(st.integers(0, 5)) == 0:
         data = data[: draw(st.integers(0, len(data)))]
-    wrap = draw(st.sampled_from(["none", "none", "gzip", "gzip-truncated", "gzip-corrupt"]))
+    wrap = draw(st.sampled_from(["none"] * 6 + ["gzip", "gzip", "gzip-truncated", "gzip-corrupt"]))
     if wrap != "none":
         packed = gzip.compress(data, mtime=0)
         if wrap == "gzip-truncated":

@@ -87,7 +87,11 @@ def _csv_header(path: Path, spec: FormatSpec, detected: Detected, contract: Cont
     if detected.compression == "gzip":
         head = zlib.decompressobj(wbits=31).decompress(head, SAMPLE_BYTES)
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-    first = next(csv.reader(io.StringIO(text), delimiter=spec.delimiter, quotechar=spec.quote), [])
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=spec.delimiter, quotechar=spec.quote)
+        first = next(reader, [])
+    except csv.Error as exc:
+        raise InvalidInputError(f"{path.name}: the header line cannot be read as CSV: {exc}") from None
     names = [n.strip() for n in first]
     if not names or all(not n for n in names):
         raise InvalidInputError(f"{path.name}: the first line should be a header but is empty")
@@ -530,7 +534,10 @@ def _append_streaming(
             return None
         for key in counts:
             counts[key] = 0
-        reader = RecordBatchReader.from_stream(con.sql(stream_sql))
+        try:
+            reader = RecordBatchReader.from_stream(con.sql(stream_sql))
+        except duckdb.Error as exc:  # the CSV reader can fail on its first chunk already
+            raise InvalidInputError(f"{name}: cannot be read: {_first_line(exc)}") from exc
         stream = RecordBatchReader.from_batches(
             Schema([reader.schema.field(n) for n in data_columns]),
             batches(reader),  # type: ignore[arg-type]

@@ -207,7 +207,11 @@ def _header(spark: SparkSession, uri: str, spec: FormatSpec, name: str) -> list[
     else:
         first = spark.read.text(uri).limit(1).collect()
         line = str(first[0][0] or "").lstrip("\ufeff") if first else ""
-    fields = next(csv.reader(io.StringIO(line), delimiter=spec.delimiter, quotechar=spec.quote), [])
+    try:
+        reader = csv.reader(io.StringIO(line, newline=""), delimiter=spec.delimiter, quotechar=spec.quote)
+        fields = next(reader, [])
+    except csv.Error as exc:
+        raise InvalidInputError(f"{name}: the header line cannot be read as CSV: {exc}") from None
     names = [n.strip() for n in fields]
     if not names or all(not n for n in names):
         raise InvalidInputError(f"{name}: the first line should be a header but is empty")

@@ -26,6 +26,9 @@ ENGINE_CONFS = {
     "spark.sql.parquet.datetimeRebaseModeInRead": "CORRECTED",
     "spark.sql.parquet.int96RebaseModeInWrite": "CORRECTED",
     "spark.sql.parquet.int96RebaseModeInRead": "CORRECTED",
+    # INT96 timestamps read back as nanoseconds (pyarrow, delta-rs), which overflow outside 1677..2262:
+    # write microseconds, as delta-rs does.
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
 LOCAL_CONFS = {
     "spark.sql.shuffle.partitions": "4",
