@@ -93,7 +93,7 @@ class _Limits:
         # both limits; only longer lines are looked at closely. (JSON: every key needs a colon.)
         self.threshold = max(0, min(self.max_line, spec.max_fields - 1))
         self.sep = spec.delimiter.encode() if detected.kind == "csv" else b":"
-        self.line_start = 0  # offset of the current line's first byte
+        self.line_start = 0  # offset of the first byte of the long line being followed
         self.tail = b""  # the current line's bytes from earlier chunks (short lines only)
         self.long: bytearray | None = None  # the current line, once it is longer than threshold
         self.long_len = 0
@@ -117,28 +117,18 @@ class _Limits:
     def feed(self, chunk: bytes, base: int) -> None:
         """Check the lines in `chunk`, whose first byte is at offset `base` of the stream."""
         start, n = 0, len(chunk)
+        rfind, threshold = chunk.rfind, self.threshold
         while start < n:
             if self.long is not None:
-                end = chunk.find(b"\n", start)
-                stop = n if end == -1 else end
-                if len(self.long) <= self.max_line:
-                    self.long += chunk[start : min(stop, start + self.max_line + 1)]
-                self.long_len += stop - start
-                if self.long_len > self.max_line:
-                    raise self._error(f"is longer than {self.max_line} bytes (format.max_line_bytes)")
-                if end == -1:
-                    return
-                self._fields(bytes(self.long))
-                self.long, start = None, end + 1
-                self._new_line(base + start)
+                start = self._long_line(chunk, start)
                 continue
-            budget = self.threshold - len(self.tail)
-            window_end = start + budget + 1
-            newline = chunk.rfind(b"\n", start, min(window_end, n))
+            window_end = start + threshold - len(self.tail) + 1
+            newline = rfind(b"\n", start, window_end if window_end < n else n)
             if newline != -1:  # every line up to it is at most `threshold` bytes long
                 start = newline + 1
-                self._new_line(base + start)
+                self.tail = b""
             elif window_end <= n:  # no newline within `threshold` bytes: look at this line closely
+                self.line_start = base + start - len(self.tail)
                 self.long = bytearray(self.tail)
                 self.long_len = len(self.tail)
                 self.tail = b""
@@ -146,12 +136,25 @@ class _Limits:
                 self.tail += chunk[start:]
                 return
 
+    def _long_line(self, chunk: bytes, start: int) -> int:
+        """Follow a long line through `chunk`; where the next line starts (len(chunk): not yet)."""
+        assert self.long is not None
+        end = chunk.find(b"\n", start)
+        stop = len(chunk) if end == -1 else end
+        if len(self.long) <= self.max_line:
+            self.long += chunk[start : min(stop, start + self.max_line + 1)]
+        self.long_len += stop - start
+        if self.long_len > self.max_line:
+            raise self._error(f"is longer than {self.max_line} bytes (format.max_line_bytes)")
+        if end == -1:
+            return len(chunk)
+        self._fields(bytes(self.long))
+        self.long = None
+        return end + 1
+
     def finish(self) -> None:
         if self.long is not None:
             self._fields(bytes(self.long))
-
-    def _new_line(self, offset: int) -> None:
-        self.line_start, self.tail = offset, b""
 
     def _fields(self, line: bytes) -> None:
         if line.count(self.sep) + 1 <= self.spec.max_fields:
