@@ -31,7 +31,7 @@ from sqlglot import exp
 from lakehouse.contracts.model import Contract, FormatSpec
 from lakehouse.engine.delta import TABLE_CONFIGURATION
 from lakehouse.engine.formats import SAMPLE_BYTES, Detected, detect, detect_file, preflight
-from lakehouse.errors import InvalidInputError, RowRuleViolationError, SchemaMismatchError
+from lakehouse.errors import InputLimitError, InvalidInputError, RowRuleViolationError, SchemaMismatchError
 from lakehouse.names import CORRUPT_RECORD, SPARK_ROW_ID
 from lakehouse.sql.compiler import (
     REJECT_ACTION,
@@ -259,7 +259,16 @@ class _Source:
         duplicates = sorted({c for c in self.columns if self.columns.count(c) > 1})
         if duplicates:
             raise SchemaMismatchError(f"{name}: the header names these columns more than once: {duplicates}")
-        self.frame = self._number(raw, has_corrupt=detected.kind == "csv", name=name, header=spec.header)
+        try:
+            self.frame = self._number(raw, has_corrupt=detected.kind == "csv", name=name, header=spec.header)
+        except Exception as exc:
+            # Objects not pre-scanned (remote): the CSV parser's own bounds (see _csv) stop a huge line.
+            if "TextParsingException" in str(exc) or "TextParsingException" in type(exc).__name__:
+                raise InputLimitError(
+                    f"{name}: a line exceeds format.max_fields ({spec.max_fields}) or "
+                    f"format.max_line_bytes ({spec.max_line_bytes}): {_first_line(exc)[:300]}"
+                ) from None
+            raise
 
     def _csv(self, uri: str, spec: FormatSpec, contract: Contract, name: str) -> tuple[DataFrame, list[str]]:
         if spec.header:
@@ -293,6 +302,10 @@ class _Source:
                 enforceSchema="true",
                 ignoreLeadingWhiteSpace="false",
                 ignoreTrailingWhiteSpace="false",
+                # The contract's limits, enforced by the parser itself too: remote objects are not
+                # pre-scanned (the preflight checks local files before Spark reads them).
+                maxColumns=str(max(spec.max_fields, len(names)) + 1),
+                maxCharsPerColumn=str(spec.max_line_bytes),
             )
             .schema(schema)
             .csv(uri)

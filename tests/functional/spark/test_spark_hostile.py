@@ -126,3 +126,20 @@ def test_limits_refuse_before_spark_parses(spark: Any, tmp_path: Path) -> None:
     assert type(spark_error) is type(duck_error) is errors.InputLimitError
     assert "format.max_decompressed_bytes" in str(spark_error)
     assert not (tmp_path / "spark" / "_delta_log").exists()
+
+
+def test_remote_object_limits_are_kept_by_the_parser(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Objects on S3 are not pre-scanned; Spark's CSV parser stops a too-wide line with the same class."""
+    import lakehouse.spark.ingest as spark_ingest_module
+
+    monkeypatch.setattr(spark_ingest_module, "preflight", lambda *args, **kwargs: None)
+    wide = landed(tmp_path / "landing", "wide.csv", (HEADER + ",".join(["9"] * 50_000) + "\n").encode())
+    digest = sha256(wide)
+    with pytest.raises(
+        errors.InputLimitError, match=r"wide\.csv: a line exceeds format\.max_fields \(10000\)"
+    ):
+        spark_ingest(spark, wide, items(), str(tmp_path / "spark"), tmp_path / "rejects.parquet")
+    assert not (tmp_path / "spark" / "_delta_log").exists()
+    assert sha256(wide) == digest
