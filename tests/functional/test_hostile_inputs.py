@@ -297,3 +297,21 @@ def test_header_name_delta_cannot_store_is_refused_under_add_columns(column: str
     """Spark's Delta writer refuses such names; both engines refuse the file up front, naming the column."""
     path = landed(tmp_path, "spaces.csv", f'id,name,day,ts,"{column}"\n2,b,2024-01-02,,x\n'.encode())
     refused(tmp_path, items(), path, errors.SchemaMismatchError, repr(column), "cannot become Delta columns")
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        # Found by the fuzz tests: Python's csv module raised csv.Error on the header line.
+        (b"\r0", "header"),
+        # Found by the fuzz tests: DuckDB's CSV reader failed on its first chunk, outside any handler.
+        (
+            b'id,name,day,ts,x\n0\r,,2024-01-02,2024-01-02T03:04:05Z,\n\n0,,2024-01-02,2024-01-02T03:04:05Z,\n',
+            "cannot be read",
+        ),
+    ],
+    ids=["lone_carriage_return", "csv_state_machine_error"],
+)
+def test_parser_failures_are_input_errors(data: bytes, says: str, tmp_path: Path) -> None:
+    path = landed(tmp_path, "odd.csv", data)
+    refused(tmp_path, items(), path, errors.InvalidInputError, says)
