@@ -306,7 +306,7 @@ def test_header_name_delta_cannot_store_is_refused_under_add_columns(column: str
         (b"\r0", "header"),
         # Found by the fuzz tests: DuckDB's CSV reader failed on its first chunk, outside any handler.
         (
-            b'id,name,day,ts,x\n0\r,,2024-01-02,2024-01-02T03:04:05Z,\n\n0,,2024-01-02,2024-01-02T03:04:05Z,\n',
+            b"id,name,day,ts,x\n0\r,,2024-01-02,2024-01-02T03:04:05Z,\n\n0,,2024-01-02,2024-01-02T03:04:05Z,\n",
             "cannot be read",
         ),
     ],
@@ -315,3 +315,17 @@ def test_header_name_delta_cannot_store_is_refused_under_add_columns(column: str
 def test_parser_failures_are_input_errors(data: bytes, says: str, tmp_path: Path) -> None:
     path = landed(tmp_path, "odd.csv", data)
     refused(tmp_path, items(), path, errors.InvalidInputError, says)
+
+
+def test_raised_line_limit_lets_a_large_json_object_through(tmp_path: Path) -> None:
+    """max_line_bytes is also DuckDB's JSON object limit (its own default is 16 MiB)."""
+    spec = parse_contract(
+        CONTRACT.format(evolution="add_columns", format=", max_line_bytes: 33554432").replace(
+            "type: csv", "type: jsonl"
+        ),
+        "items.yaml",
+    )
+    path = landed(tmp_path, "big.jsonl", ('{"id": 1, "name": "' + "x" * (17 << 20) + '"}\n').encode())
+    result = ingest(path, spec, str(tmp_path / "items"), tmp_path / "work")
+    assert (result.status, result.rows_written) == ("committed", 1)
+    assert len(read_rows(str(tmp_path / "items"))[0]["name"]) == 17 << 20

@@ -152,7 +152,8 @@ class _Source:
             elif detected.kind == "jsonl":
                 keys_sql = (
                     "SELECT DISTINCT unnest(json_keys(json)) AS k FROM "
-                    f"read_ndjson_objects({_quote(str(path))}, compression={_quote(detected.compression)})"
+                    f"read_ndjson_objects({_quote(str(path))}, compression={_quote(detected.compression)}, "
+                    f"maximum_object_size={spec.max_line_bytes + 1})"
                 )
                 keys = [row[0] for row in con.execute(keys_sql).fetchall()]
                 if not keys:
