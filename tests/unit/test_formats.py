@@ -187,3 +187,12 @@ def test_preflight_line_length_across_chunks(tmp_path: Path) -> None:
     with pytest.raises(InputLimitError, match=r"f\.csv: line 2 is longer than 1499 bytes"):
         preflight(path, detected, FormatSpec(type="csv", max_line_bytes=1499), "f.csv", chunk_size=7)
     preflight(path, detected, spec, "f.csv", chunk_size=7)
+
+
+def test_preflight_deeply_nested_json_is_a_limit_error(tmp_path: Path) -> None:
+    """json.loads raises RecursionError on deep nesting; the scan falls back to counting separators."""
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"a":' * 30_000 + "\n")
+    detected = Detected("jsonl", "none", path.stat().st_size)
+    with pytest.raises(InputLimitError, match=r"deep\.jsonl: line 1 has 30001 fields"):
+        preflight(path, detected, FormatSpec(type="jsonl"), "deep.jsonl")

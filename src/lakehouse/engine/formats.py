@@ -174,7 +174,7 @@ class _Limits:
             escape = spec.escape if spec.escape not in (None, spec.quote) else None
             reader = csv.reader([text], delimiter=spec.delimiter, quotechar=spec.quote, escapechar=escape)
             return len(next(reader, []))
-        except (ValueError, csv.Error):
+        except (ValueError, RecursionError, csv.Error):  # unparseable alone: count separators
             return line.count(self.sep) + 1
 
     def _error(self, what: str) -> InputLimitError:
