@@ -47,6 +47,10 @@ class ChecksFailedError(LakehouseError):
     """One or more table checks of severity `fail` did not pass."""
 
 
+class InputLimitError(InvalidInputError):
+    """The file exceeds a limit of its contract: line length, field count, decompressed size or ratio."""
+
+
 # Errors that are outcomes of the pipeline's own rules (retried, or the file/contract is at fault), not
 # bugs. The canary alarms count every other exception (lakehouse.observability).
 EXPECTED_ERRORS: tuple[type[LakehouseError], ...] = (

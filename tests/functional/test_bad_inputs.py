@@ -34,7 +34,7 @@ schema_evolution: {evolution}
 """
 HEADER = "id,name,amount,day\n"
 GOOD = "1,a,1.00,2024-01-01\n"
-MAX_LINE = 8 * 1024 * 1024  # the engine's CSV line limit
+MAX_LINE = 8 * 1024 * 1024  # format.max_line_bytes by default
 
 
 def contract(kind: str = "csv", evolution: str = "strict") -> Contract:
@@ -203,10 +203,9 @@ CASES = [
     Case(
         "line_over_8_mib",
         text(HEADER + "2,b,2.00,2024-01-02\n3," + "x" * (MAX_LINE + 16) + ",3.00,2024-01-03\n"),
-        "quarantine",
-        says=("line 3", "Maximum line size"),
-        written=1,
-        rejected=1,
+        "error",
+        errors.InputLimitError,
+        ("line 3", f"longer than {MAX_LINE} bytes", "format.max_line_bytes"),
     ),
     Case(
         "line_just_under_8_mib",

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from lakehouse.engine.formats import check_utf8, detect, detect_file
-from lakehouse.errors import InvalidInputError, UnsupportedFormatError
+from lakehouse.contracts.model import FormatSpec
+from lakehouse.engine.formats import Detected, check_utf8, detect, detect_file, preflight
+from lakehouse.errors import InputLimitError, InvalidInputError, UnsupportedFormatError
 
 
 def _write(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -140,3 +143,56 @@ def test_truncated_gzip(tmp_path: Path) -> None:
     path = _write(tmp_path, "t.csv.gz", data[: len(data) // 2])
     with pytest.raises(InvalidInputError, match=r"t\.csv\.gz: compressed data is corrupt or truncated"):
         check_utf8(path, "gzip", "t.csv.gz")
+
+
+# --- preflight limits: the streaming scan agrees with a line-by-line reading, whatever the chunking ---
+
+
+def _naive(lines: list[str], max_line: int, max_fields: int) -> int | None:
+    """The 1-based line that breaks a limit first, or None."""
+    for number, line in enumerate(lines, start=1):
+        if len(line.encode()) > max_line:
+            return number
+        if len(line.split(",")) > max_fields:
+            return number
+    return None
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(
+    lines=st.lists(st.text(alphabet="ab,", max_size=40), min_size=1, max_size=12),
+    chunk=st.integers(1, 64),
+    max_fields=st.integers(1, 12),
+)
+def test_preflight_limits_match_a_line_by_line_reading(
+    lines: list[str], chunk: int, max_fields: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    path = tmp_path_factory.mktemp("pre") / "f.csv"
+    path.write_text("\n".join(lines) + "\n")
+    spec = FormatSpec(type="csv", max_line_bytes=1024, max_fields=max_fields)
+    expected = _naive(lines, 1024, max_fields)
+    detected = Detected("csv", "none", path.stat().st_size)
+    if expected is None:
+        preflight(path, detected, spec, "f.csv", chunk_size=chunk)
+    else:
+        with pytest.raises(InputLimitError, match=rf"f\.csv: line {expected} has \d+ fields"):
+            preflight(path, detected, spec, "f.csv", chunk_size=chunk)
+
+
+def test_preflight_line_length_across_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_text("a,b\n" + "x" * 1500 + "\n" + "y" * 1025 + "\n")
+    spec = FormatSpec(type="csv", max_line_bytes=1500)
+    detected = Detected("csv", "none", path.stat().st_size)
+    with pytest.raises(InputLimitError, match=r"f\.csv: line 2 is longer than 1499 bytes"):
+        preflight(path, detected, FormatSpec(type="csv", max_line_bytes=1499), "f.csv", chunk_size=7)
+    preflight(path, detected, spec, "f.csv", chunk_size=7)
+
+
+def test_preflight_deeply_nested_json_is_a_limit_error(tmp_path: Path) -> None:
+    """json.loads raises RecursionError on deep nesting; the scan falls back to counting separators."""
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"a":' * 30_000 + "\n")
+    detected = Detected("jsonl", "none", path.stat().st_size)
+    with pytest.raises(InputLimitError, match=r"deep\.jsonl: line 1 has 30001 fields"):
+        preflight(path, detected, FormatSpec(type="jsonl"), "deep.jsonl")

@@ -7,9 +7,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lakehouse.names import RESERVED_COLUMNS, reserved
+
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 SIMPLE_TYPES = ("string", "boolean", "int", "bigint", "double", "date", "timestamp")
 IDENTIFIER = r"^[a-z_][a-z0-9_]*$"
+DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_FIELDS = 10_000
+DEFAULT_MAX_DECOMPRESSED_BYTES = 16 * 1024**3
+DEFAULT_MAX_COMPRESSION_RATIO = 100.0
 
 
 class _Strict(BaseModel):
@@ -29,6 +35,12 @@ class FormatSpec(_Strict):
     # Dates and timestamps that are not ISO-8601 (strptime patterns, DuckDB/Spark compatible subset).
     date_format: str | None = None
     timestamp_format: str | None = None
+    # Limits checked while the file is streamed once, before DuckDB or Spark parse it
+    # (lakehouse.engine.formats.preflight). Text files only (CSV, JSON Lines).
+    max_line_bytes: Annotated[int, Field(ge=1024)] = DEFAULT_MAX_LINE_BYTES
+    max_fields: Annotated[int, Field(ge=1)] = DEFAULT_MAX_FIELDS
+    max_decompressed_bytes: Annotated[int, Field(ge=1)] = DEFAULT_MAX_DECOMPRESSED_BYTES
+    max_compression_ratio: Annotated[float, Field(gt=1)] = DEFAULT_MAX_COMPRESSION_RATIO
 
 
 class Column(_Strict):
@@ -187,6 +199,12 @@ class Contract(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"columns: duplicate column names: {', '.join(dupes)}")
+        clashes = reserved([*names, *(c.source for c in self.columns if c.source)])
+        if clashes:
+            raise ValueError(
+                f"columns: {', '.join(repr(c) for c in clashes)} collide(s) with the engine's reserved "
+                f"columns ({', '.join(RESERVED_COLUMNS)}, compared case-insensitively); rename it"
+            )
         known = set(names)
         for field, cols in (("primary_key", self.primary_key), ("partition_by", self.partition_by)):
             missing = [c for c in cols if c not in known]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import codecs
+import csv
+import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-from lakehouse.errors import InvalidInputError, UnsupportedFormatError
+from lakehouse.contracts.model import FormatSpec
+from lakehouse.errors import InputLimitError, InvalidInputError, UnsupportedFormatError
 
 Kind = Literal["csv", "jsonl", "parquet"]
 Compression = Literal["none", "gzip", "zstd"]
@@ -58,14 +62,127 @@ def detect(head: bytes, tail: bytes | None, size: int, name: str) -> Detected:
 
 
 def check_utf8(path: Path, compression: Compression, name: str, chunk_size: int = 4 << 20) -> None:
-    """Fail with the line and byte of the first invalid UTF-8 sequence.
+    """Fail with the line and byte of the first invalid UTF-8 sequence (no other limit)."""
+    _scan(path, compression, name, None, chunk_size)
 
-    DuckDB's CSV reader silently skips such lines when errors are ignored, which would lose data,
-    so text files are validated up front. ASCII chunks (most data) are checked with isascii(), which
-    scans without decoding; gzip is decompressed as it goes.
+
+def preflight(path: Path, detected: Detected, spec: FormatSpec, name: str, chunk_size: int = 4 << 20) -> None:
+    """One streaming pass over a text file (CSV, JSON Lines) before DuckDB or Spark parse it.
+
+    Fails with InvalidInputError at the first invalid UTF-8 byte (DuckDB's CSV reader silently skips
+    such lines when it tolerates errors, which would lose data), and with InputLimitError when a
+    line is longer than `max_line_bytes`, a line has more than `max_fields` fields, or gzip data
+    decompresses to more than `max_decompressed_bytes` or `max_compression_ratio` times its size
+    (a parser fed a 5,000,000-field line or a gzip bomb runs for hours). Memory stays flat.
     """
-    import codecs
+    if detected.kind not in ("csv", "jsonl"):
+        return
+    _scan(path, detected.compression, name, _Limits(spec, detected, name, path), chunk_size)
 
+
+RATIO_FLOOR = 64 * 1024 * 1024  # decompressed bytes below which the compression ratio is not checked
+
+
+class _Limits:
+    """Line, field and size limits, fed chunk by chunk (the bytes of the decompressed stream)."""
+
+    def __init__(self, spec: FormatSpec, detected: Detected, name: str, path: Path) -> None:
+        self.spec, self.detected, self.name, self.path = spec, detected, name, path
+        self.max_line = spec.max_line_bytes
+        # A field needs a separator before it, so a line of fewer than max_fields bytes is within
+        # both limits; only longer lines are looked at closely. (JSON: every key needs a colon.)
+        self.threshold = max(0, min(self.max_line, spec.max_fields - 1))
+        self.sep = spec.delimiter.encode() if detected.kind == "csv" else b":"
+        self.line_start = 0  # offset of the first byte of the long line being followed
+        self.tail = b""  # the current line's bytes from earlier chunks (short lines only)
+        self.long: bytearray | None = None  # the current line, once it is longer than threshold
+        self.long_len = 0
+
+    def size(self, total: int) -> None:
+        if self.detected.compression == "none":
+            return
+        spec, compressed = self.spec, self.detected.size_bytes
+        if total > spec.max_decompressed_bytes:
+            raise InputLimitError(
+                f"{self.name}: decompresses to more than {spec.max_decompressed_bytes} bytes "
+                f"(format.max_decompressed_bytes); stopped reading at {total} bytes"
+            )
+        if total > RATIO_FLOOR and total > spec.max_compression_ratio * compressed:
+            raise InputLimitError(
+                f"{self.name}: {compressed} compressed bytes decompress to more than {total} bytes, "
+                f"over {spec.max_compression_ratio:g} times the compressed size "
+                "(format.max_compression_ratio; a gzip bomb?)"
+            )
+
+    def feed(self, chunk: bytes, base: int) -> None:
+        """Check the lines in `chunk`, whose first byte is at offset `base` of the stream."""
+        start, n = 0, len(chunk)
+        rfind, threshold = chunk.rfind, self.threshold
+        while start < n:
+            if self.long is not None:
+                start = self._long_line(chunk, start)
+                continue
+            window_end = start + threshold - len(self.tail) + 1
+            newline = rfind(b"\n", start, window_end if window_end < n else n)
+            if newline != -1:  # every line up to it is at most `threshold` bytes long
+                start = newline + 1
+                self.tail = b""
+            elif window_end <= n:  # no newline within `threshold` bytes: look at this line closely
+                self.line_start = base + start - len(self.tail)
+                self.long = bytearray(self.tail)
+                self.long_len = len(self.tail)
+                self.tail = b""
+            else:
+                self.tail += chunk[start:]
+                return
+
+    def _long_line(self, chunk: bytes, start: int) -> int:
+        """Follow a long line through `chunk`; where the next line starts (len(chunk): not yet)."""
+        assert self.long is not None
+        end = chunk.find(b"\n", start)
+        stop = len(chunk) if end == -1 else end
+        if len(self.long) <= self.max_line:
+            self.long += chunk[start : min(stop, start + self.max_line + 1)]
+        self.long_len += stop - start
+        if self.long_len > self.max_line:
+            raise self._error(f"is longer than {self.max_line} bytes (format.max_line_bytes)")
+        if end == -1:
+            return len(chunk)
+        self._fields(bytes(self.long))
+        self.long = None
+        return end + 1
+
+    def finish(self) -> None:
+        if self.long is not None:
+            self._fields(bytes(self.long))
+
+    def _fields(self, line: bytes) -> None:
+        if line.count(self.sep) + 1 <= self.spec.max_fields:
+            return
+        found = self._exact_fields(line)
+        if found > self.spec.max_fields:
+            raise self._error(f"has {found} fields, more than {self.spec.max_fields} (format.max_fields)")
+
+    def _exact_fields(self, line: bytes) -> int:
+        """Fields as the CSV reader counts them (quotes respected) / keys of a JSON object."""
+        text = line.decode("utf-8", errors="replace").rstrip("\r")
+        try:
+            if self.detected.kind == "jsonl":
+                value = json.loads(text)
+                return len(value) if isinstance(value, dict) else 1
+            spec = self.spec
+            escape = spec.escape if spec.escape not in (None, spec.quote) else None
+            reader = csv.reader([text], delimiter=spec.delimiter, quotechar=spec.quote, escapechar=escape)
+            return len(next(reader, []))
+        except (ValueError, RecursionError, csv.Error):  # unparseable alone: count separators
+            return line.count(self.sep) + 1
+
+    def _error(self, what: str) -> InputLimitError:
+        line = _line_at(self.path, self.detected.compression, self.line_start)
+        return InputLimitError(f"{self.name}: line {line} {what}; nothing was read into the table")
+
+
+def _scan(path: Path, compression: Compression, name: str, limits: _Limits | None, chunk_size: int) -> None:
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset = 0
     try:
@@ -82,8 +199,13 @@ def check_utf8(path: Path, compression: Compression, name: str, chunk_size: int 
                             f"{name}: line {line}: byte 0x{exc.object[exc.start]:02x} at offset {bad} "
                             "is not valid UTF-8 (the contract's encoding is utf-8)"
                         ) from None
+                if limits is not None:
+                    limits.size(offset + len(chunk))
+                    limits.feed(chunk, offset)
                 offset += len(chunk)
             decoder.decode(b"", final=True)
+            if limits is not None:
+                limits.finish()
     except (EOFError, OSError, zlib.error) as exc:
         raise InvalidInputError(f"{name}: compressed data is corrupt or truncated: {exc}") from exc
     except UnicodeDecodeError:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import duckdb
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from sqlglot import exp
 
 from lakehouse.commit_log import (
     FIRST_TXN_VERSION,
@@ -35,19 +36,26 @@ from lakehouse.engine.delta import (
     table_columns,
     with_commit_retries,
 )
-from lakehouse.engine.formats import SAMPLE_BYTES, Detected, check_utf8, detect_file
+from lakehouse.engine.formats import SAMPLE_BYTES, Detected, detect_file, preflight
 from lakehouse.errors import InvalidInputError, RowRuleViolationError, SchemaMismatchError
+from lakehouse.names import ACCEPTED
 from lakehouse.sql.compiler import (
     REJECT_ACTION,
     REJECT_REASON,
     ROW_ORDINAL,
     IngestPlan,
     RunMeta,
+    col,
     compile_ingest,
     ident,
     rejected_rows,
 )
-from lakehouse.sql.evolution import check_file_schema, check_table_schema, commit_select
+from lakehouse.sql.evolution import (
+    check_file_schema,
+    check_source_names,
+    check_table_schema,
+    commit_select,
+)
 
 
 @dataclass
@@ -144,7 +152,11 @@ def _csv_header(path: Path, spec: FormatSpec, detected: Detected, contract: Cont
     if detected.compression == "gzip":
         head = zlib.decompressobj(wbits=31).decompress(head, SAMPLE_BYTES)
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
-    first = next(csv.reader(io.StringIO(text), delimiter=spec.delimiter, quotechar=spec.quote), [])
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=spec.delimiter, quotechar=spec.quote)
+        first = next(reader, [])
+    except csv.Error as exc:
+        raise InvalidInputError(f"{path.name}: the header line cannot be read as CSV: {exc}") from None
     names = [n.strip() for n in first]
     if not names or all(not n for n in names):
         raise InvalidInputError(f"{path.name}: the first line should be a header but is empty")
@@ -166,9 +178,11 @@ def _csv_reader(path: Path, spec: FormatSpec, detected: Detected, header: list[s
         "escape": _quote(spec.escape or spec.quote),
         "nullstr": "[" + ", ".join(_quote(m) for m in spec.null_markers) + "]",
         "compression": _quote(detected.compression),
-        "max_line_size": str(8 * 1024 * 1024),
-        # DuckDB sizes its read buffers at 16x max_line_size by default (128 MiB each here).
-        "buffer_size": str(16 * 1024 * 1024),
+        # Lines were checked against max_line_bytes already (preflight); a record whose quoted
+        # fields span lines can still be longer, and is then set aside as malformed.
+        "max_line_size": str(spec.max_line_bytes),
+        # DuckDB sizes its read buffers at 16x max_line_size by default (128 MiB each at 8 MiB).
+        "buffer_size": str(max(16 * 1024 * 1024, 2 * spec.max_line_bytes)),
         # Malformed lines (wrong field count, bad quoting, invalid UTF-8) are kept aside in
         # reject_errors with their line number instead of failing the whole file.
         "ignore_errors": "true",
@@ -194,36 +208,36 @@ class _Source:
                     f"{name}: the contract of {contract.name!r} expects {spec.type} "
                     f"but the file is {detected.kind}"
                 )
-            if detected.kind in ("csv", "jsonl"):
-                check_utf8(path, detected.compression, name)
+            # UTF-8, line length, field count, decompressed size: before DuckDB parses anything.
+            preflight(path, detected, spec, name)
             if detected.kind == "csv":
-                reader = _csv_reader(path, spec, detected, _csv_header(path, spec, detected, contract))
+                header = _csv_header(path, spec, detected, contract)
+                check_source_names(contract, header, name)
+                reader = _csv_reader(path, spec, detected, header)
             elif detected.kind == "jsonl":
                 keys_sql = (
                     "SELECT DISTINCT unnest(json_keys(json)) AS k FROM "
-                    f"read_ndjson_objects({_quote(str(path))}, compression={_quote(detected.compression)})"
+                    f"read_ndjson_objects({_quote(str(path))}, compression={_quote(detected.compression)}, "
+                    f"maximum_object_size={spec.max_line_bytes + 1})"
                 )
                 keys = [row[0] for row in con.execute(keys_sql).fetchall()]
                 if not keys:
                     raise InvalidInputError(f"{name}: no JSON objects with fields")
+                check_source_names(contract, keys, name)
                 struct = "{" + ", ".join(f"{_quote(k)}: 'VARCHAR'" for k in sorted(keys)) + "}"
                 reader = (
                     f"read_ndjson({_quote(str(path))}, columns={struct}, "
-                    f"compression={_quote(detected.compression)})"
+                    f"compression={_quote(detected.compression)}, "
+                    f"maximum_object_size={spec.max_line_bytes + 1})"
                 )
             else:
                 reader = f"read_parquet({_quote(str(path))})"
             described = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
             self.columns = [row[0] for row in described]
-            casts = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in self.columns)
-            # row_number() OVER () streams in DuckDB and follows the file order (insertion order is kept).
-            ordinal = "row_number() OVER () AS _row"
-            con.execute(f"CREATE OR REPLACE TEMP VIEW src AS SELECT {casts}, {ordinal} FROM {reader}")
+            check_source_names(contract, self.columns, name)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW src AS {_source_select(self.columns, reader)}")
         except duckdb.Error as exc:
             raise InvalidInputError(f"{name}: cannot be read as {spec.type}: {_first_line(exc)}") from exc
-        duplicates = sorted({c for c in self.columns if self.columns.count(c) > 1})
-        if duplicates:
-            raise SchemaMismatchError(f"{name}: the header names these columns more than once: {duplicates}")
 
     def malformed_lines(self) -> list[tuple[int, str, str]]:
         """(line, error, raw line) of CSV lines the reader set aside, from its first scan."""
@@ -238,6 +252,16 @@ class _Source:
         for line, message, raw in rows:
             seen.setdefault(int(line), (int(line), str(message), str(raw or "")))
         return list(seen.values())
+
+
+def _source_select(columns: list[str], reader: str) -> str:
+    """Every field as text, plus `_row`; identifiers quoted by sqlglot (any character is safe)."""
+    varchar = exp.DataType.build("varchar")
+    fields = [exp.alias_(exp.Cast(this=col(c), to=varchar), ident(c)) for c in columns]
+    # row_number() OVER () streams in DuckDB and follows the file order (insertion order is kept).
+    ordinal = exp.alias_(exp.Window(this=exp.RowNumber()), ident(ROW_ORDINAL))
+    projections = ", ".join(e.sql(dialect="duckdb") for e in [*fields, ordinal])
+    return f"SELECT {projections} FROM {reader}"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -413,7 +437,10 @@ def _commit(
         if txn.applied(table):
             return None
         if contract.write_mode == "merge":
-            predicate = " AND ".join(f't."{k}" = s."{k}"' for k in contract.primary_key)
+            predicate = " AND ".join(
+                exp.EQ(this=col(k, "t"), expression=col(k, "s")).sql(dialect="duckdb")
+                for k in contract.primary_key
+            )
             metrics = (
                 table.merge(
                     con.sql(commit_sql),
@@ -463,18 +490,16 @@ def _commit(
 
 def _partition_predicate(con: duckdb.DuckDBPyConnection, contract: Contract, commit_sql: str) -> str:
     """`replaceWhere` for exactly the partitions present in this file."""
-    cols = ", ".join(f'"{c}"' for c in contract.partition_by)
+    cols = ", ".join(ident(c).sql(dialect="duckdb") for c in contract.partition_by)
     values = con.execute(f"SELECT DISTINCT {cols} FROM ({commit_sql})").fetchall()
     clauses = []
     for row in values:
         terms = []
         for name, value in zip(contract.partition_by, row, strict=True):
-            terms.append(f'"{name}" IS NULL' if value is None else f'"{name}" = {_quote(str(value))}')
+            quoted = ident(name).sql(dialect="duckdb")
+            terms.append(f"{quoted} IS NULL" if value is None else f"{quoted} = {_quote(str(value))}")
         clauses.append("(" + " AND ".join(terms) + ")")
     return " OR ".join(clauses) or "false"
-
-
-ACCEPTED = "_accepted"
 
 
 class _StreamAbortError(Exception):
@@ -506,9 +531,8 @@ def _append_streaming(
     """
     from arro3 import compute
     from arro3.core import DataType, RecordBatch, RecordBatchReader, Schema
-    from sqlglot import exp
 
-    from lakehouse.sql.compiler import REJECTED, col, sql_type
+    from lakehouse.sql.compiler import REJECTED, sql_type
 
     data_columns = [*plan.data_columns, *[n for n, _ in absent]]
     select = exp.select(*[col(n) for n in plan.data_columns])
@@ -568,7 +592,10 @@ def _append_streaming(
             return None
         for key in counts:
             counts[key] = 0
-        reader = RecordBatchReader.from_stream(con.sql(stream_sql))
+        try:
+            reader = RecordBatchReader.from_stream(con.sql(stream_sql))
+        except duckdb.Error as exc:  # the CSV reader can fail on its first chunk already
+            raise InvalidInputError(f"{name}: cannot be read: {_first_line(exc)}") from exc
         stream = RecordBatchReader.from_batches(
             Schema([reader.schema.field(n) for n in data_columns]),
             batches(reader),  # type: ignore[arg-type]

@@ -33,8 +33,9 @@ from lakehouse.commit_log import (
     is_own_commit,
 )
 from lakehouse.contracts.model import Contract, FormatSpec
-from lakehouse.engine.formats import SAMPLE_BYTES, Detected, check_utf8, detect, detect_file
-from lakehouse.errors import InvalidInputError, RowRuleViolationError, SchemaMismatchError
+from lakehouse.engine.formats import SAMPLE_BYTES, Detected, detect, detect_file, preflight
+from lakehouse.errors import InputLimitError, InvalidInputError, RowRuleViolationError, SchemaMismatchError
+from lakehouse.names import CORRUPT_RECORD, SPARK_ROW_ID
 from lakehouse.spark.delta_tables import (
     _jvm,
     delta_path,
@@ -48,15 +49,22 @@ from lakehouse.sql.compiler import (
     ROW_ORDINAL,
     IngestPlan,
     RunMeta,
+    col,
     compile_ingest,
+    ident,
     rejected_rows,
     render,
 )
-from lakehouse.sql.evolution import check_file_schema, check_table_schema, commit_select
+from lakehouse.sql.evolution import (
+    check_file_schema,
+    check_source_names,
+    check_table_schema,
+    commit_select,
+)
 from lakehouse.table_properties import TABLE_CONFIGURATION
 
-CORRUPT = "_corrupt_record"
-_MID = "_lakehouse_mid"
+CORRUPT = CORRUPT_RECORD
+_MID = SPARK_ROW_ID
 TXN_APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
 TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
 AUTO_MERGE_CONF = "spark.databricks.delta.schema.autoMerge.enabled"
@@ -66,9 +74,14 @@ AUTO_MERGE_CONF = "spark.databricks.delta.schema.autoMerge.enabled"
 # The table: version, app transactions and schema, read from the Delta log through the JVM.
 
 
+def quoted(name: str) -> str:
+    """An identifier for Spark SQL, quoted and escaped by sqlglot (backticks, dots, spaces...)."""
+    return ident(name).sql(dialect="spark")
+
+
 def _c(name: str) -> Column:
     """A column by its exact name (dots, spaces and backticks included)."""
-    return F.col("`" + name.replace("`", "``") + "`")
+    return F.col(quoted(name))
 
 
 def _contract_type(spark_type: str) -> str:
@@ -91,8 +104,8 @@ def create_table(
     spark: SparkSession, uri: str, columns: list[tuple[str, str]], partition_by: list[str]
 ) -> None:
     """Create the table if it does not exist, with the same properties delta-rs tables get."""
-    cols = ", ".join(f"`{n}` {spark_type(t)}" for n, t in columns)
-    parts = f" PARTITIONED BY ({', '.join(f'`{c}`' for c in partition_by)})" if partition_by else ""
+    cols = ", ".join(f"{quoted(n)} {spark_type(t)}" for n, t in columns)
+    parts = f" PARTITIONED BY ({', '.join(quoted(c) for c in partition_by)})" if partition_by else ""
     props = ", ".join(f"'{k}' = '{v}'" for k, v in TABLE_CONFIGURATION.items() if v is not None)
     spark.sql(
         f"CREATE TABLE IF NOT EXISTS {delta_path(uri)} ({cols}) USING DELTA{parts} TBLPROPERTIES ({props})"
@@ -171,7 +184,11 @@ def _header(spark: SparkSession, uri: str, spec: FormatSpec, name: str) -> list[
     else:
         first = spark.read.text(uri).limit(1).collect()
         line = str(first[0][0] or "").lstrip("\ufeff") if first else ""
-    fields = next(csv.reader(io.StringIO(line), delimiter=spec.delimiter, quotechar=spec.quote), [])
+    try:
+        reader = csv.reader(io.StringIO(line, newline=""), delimiter=spec.delimiter, quotechar=spec.quote)
+        fields = next(reader, [])
+    except csv.Error as exc:
+        raise InvalidInputError(f"{name}: the header line cannot be read as CSV: {exc}") from None
     names = [n.strip() for n in fields]
     if not names or all(not n for n in names):
         raise InvalidInputError(f"{name}: the first line should be a header but is empty")
@@ -185,6 +202,7 @@ class _Source:
         self, spark: SparkSession, uri: str, contract: Contract, detected: Detected, name: str
     ) -> None:
         self.spark = spark
+        self.contract = contract
         spec = contract.format
         self.malformed: list[tuple[int, str, str]] = []
         self._delimiter = spec.delimiter
@@ -194,10 +212,11 @@ class _Source:
                 f"{name}: the contract of {contract.name!r} expects {spec.type} "
                 f"but the file is {detected.kind}"
             )
-        if detected.kind in ("csv", "jsonl") and _is_local(uri):
-            # Spark would replace invalid bytes with U+FFFD silently; fail like the DuckDB engine.
-            # (Remote objects are not pre-scanned: that would read them twice.)
-            check_utf8(_local_path(uri), detected.compression, name)
+        if _is_local(uri):
+            # UTF-8 (Spark would replace invalid bytes with U+FFFD silently), line length, field
+            # count, decompressed size: checked before Spark parses anything, as the DuckDB engine does.
+            # (Remote objects are not pre-scanned: that would read them twice; see docs/DATASETS.md.)
+            preflight(_local_path(uri), detected, spec, name)
         try:
             if detected.kind == "csv":
                 raw, self.columns = self._csv(uri, spec, contract, name)
@@ -206,6 +225,7 @@ class _Source:
             else:
                 raw = spark.read.parquet(uri)
                 self.columns = list(raw.columns)
+                check_source_names(contract, self.columns, name)
                 raw = raw.select(*[_c(c).cast("string").alias(c) for c in self.columns])
         except InvalidInputError:
             raise
@@ -216,13 +236,23 @@ class _Source:
         duplicates = sorted({c for c in self.columns if self.columns.count(c) > 1})
         if duplicates:
             raise SchemaMismatchError(f"{name}: the header names these columns more than once: {duplicates}")
-        self.frame = self._number(raw, has_corrupt=detected.kind == "csv", name=name, header=spec.header)
+        try:
+            self.frame = self._number(raw, has_corrupt=detected.kind == "csv", name=name, header=spec.header)
+        except Exception as exc:
+            # Objects not pre-scanned (remote): the CSV parser's own bounds (see _csv) stop a huge line.
+            if "TextParsingException" in str(exc) or "TextParsingException" in type(exc).__name__:
+                raise InputLimitError(
+                    f"{name}: a line exceeds format.max_fields ({spec.max_fields}) or "
+                    f"format.max_line_bytes ({spec.max_line_bytes}): {_first_line(exc)[:300]}"
+                ) from None
+            raise
 
     def _csv(self, uri: str, spec: FormatSpec, contract: Contract, name: str) -> tuple[DataFrame, list[str]]:
         if spec.header:
             columns = _header(self.spark, uri, spec, name)
         else:
             columns = [c.source_name for c in contract.columns]
+        check_source_names(contract, columns, name)
         markers = list(spec.null_markers)
         # Spark reads one null marker; the others are mapped to NULL below. (An empty unquoted field is
         # always NULL in Spark, even when "" is not a marker.)
@@ -249,6 +279,10 @@ class _Source:
                 enforceSchema="true",
                 ignoreLeadingWhiteSpace="false",
                 ignoreTrailingWhiteSpace="false",
+                # The contract's limits, enforced by the parser itself too: remote objects are not
+                # pre-scanned (the preflight checks local files before Spark reads them).
+                maxColumns=str(max(spec.max_fields, len(names)) + 1),
+                maxCharsPerColumn=str(spec.max_line_bytes),
             )
             .schema(schema)
             .csv(uri)
@@ -276,6 +310,7 @@ class _Source:
         columns = sorted(c for c in frame.columns if c != CORRUPT)
         if not columns:
             raise InvalidInputError(f"{name}: no JSON objects with fields")
+        check_source_names(self.contract, columns, name)
         types = {f.name: f.dataType for f in frame.schema.fields}
         fields = []
         for column in columns:
@@ -391,9 +426,10 @@ def _partition_predicate(frame: DataFrame, contract: Contract) -> str:
         for name in contract.partition_by:
             value = row[name]
             if value is None:
-                terms.append(f"`{name}` IS NULL")
+                terms.append(f"{quoted(name)} IS NULL")
             else:
-                terms.append(f"`{name}` = '" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'")
+                literal = exp.Literal.string(str(value)).sql(dialect="spark")
+                terms.append(f"{quoted(name)} = {literal}")
         clauses.append("(" + " AND ".join(terms) + ")")
     return " OR ".join(clauses) or "false"
 
@@ -415,7 +451,10 @@ def _commit(
     if contract.write_mode == "merge":
         view = "lakehouse_commit_source"
         commit.createOrReplaceTempView(view)
-        on = " AND ".join(f"t.`{k}` = s.`{k}`" for k in contract.primary_key)
+        on = " AND ".join(
+            exp.EQ(this=col(k, "t"), expression=col(k, "s")).sql(dialect="spark")
+            for k in contract.primary_key
+        )
         confs: dict[str, str] = {
             TXN_APP_ID_CONF: app_id,
             TXN_VERSION_CONF: str(version),

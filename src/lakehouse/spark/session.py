@@ -20,6 +20,15 @@ DELTA_CONFS = {
 ENGINE_CONFS = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.ansi.enabled": "false",
+    # Dates before 1582-10-15 (down to 0001-01-01, see docs/DATASETS.md) are written and read in the
+    # proleptic Gregorian calendar, as delta-rs, DuckDB, Python and Athena read them.
+    "spark.sql.parquet.datetimeRebaseModeInWrite": "CORRECTED",
+    "spark.sql.parquet.datetimeRebaseModeInRead": "CORRECTED",
+    "spark.sql.parquet.int96RebaseModeInWrite": "CORRECTED",
+    "spark.sql.parquet.int96RebaseModeInRead": "CORRECTED",
+    # INT96 timestamps read back as nanoseconds (pyarrow, delta-rs), which overflow outside 1677..2262:
+    # write microseconds, as delta-rs does.
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
 LOCAL_CONFS = {
     "spark.sql.shuffle.partitions": "4",

@@ -18,15 +18,34 @@ import sqlglot
 from sqlglot import exp
 
 from lakehouse.contracts.model import Column, Contract, FormatSpec, RowRule
+from lakehouse.names import (
+    METADATA_COLUMNS,
+    RANK,
+    REJECT_ACTION,
+    REJECT_REASON,
+    REJECTED,
+    RESCUED,
+    RESERVED_COLUMNS,
+    ROW_ORDINAL,
+)
+
+__all__ = [
+    "METADATA_COLUMNS",
+    "REJECTED",
+    "REJECT_ACTION",
+    "REJECT_REASON",
+    "RESCUED",
+    "RESERVED_COLUMNS",
+    "ROW_ORDINAL",
+]
 
 Dialect = Literal["duckdb", "spark", "athena"]
 SOURCE = "src"
-ROW_ORDINAL = "_row"
-REJECT_REASON = "_reject_reason"
-REJECT_ACTION = "_reject_action"
-REJECTED = "_rejected"
-RESCUED = "_rescued"
-METADATA_COLUMNS = ("_source_uri", "_source_version", "_ingested_at", "_run_id")
+# The dates and timestamps every reader of the tables handles: Python's datetime (deltalake, the
+# CLI), Spark, Athena. DuckDB and Spark parse more (year 0, negative years, `infinity`); such values
+# would make the table unreadable elsewhere, so they break the type rule like any bad value.
+DATE_RANGE = ("0001-01-01", "9999-12-31")
+TIMESTAMP_RANGE = ("0001-01-01 00:00:00+00:00", "9999-12-31 23:59:59.999999+00:00")
 _SEVERITY = {"fail": 3, "quarantine": 2, "drop": 1}
 _INTEGER_TEXT = r"^\s*[+-]?[0-9]+\s*$"
 
@@ -96,6 +115,31 @@ def _literal(value: object) -> exp.Expr:
     return exp.Literal.string(str(value))
 
 
+def _in_range(value: exp.Expr, type_name: str, raw: exp.Expr) -> exp.Expr:
+    """A date or timestamp outside DATE_RANGE / TIMESTAMP_RANGE becomes NULL (a type error).
+
+    So do DuckDB's special values (`infinity`, `-infinity`, `epoch`), which no other engine reads
+    from a column (its strptime even reads `infinity` as 1900-01-01): a date has digits.
+    """
+    low, high = DATE_RANGE if type_name == "date" else TIMESTAMP_RANGE
+    bounds = [exp.Cast(this=exp.Literal.string(b), to=sql_type(type_name)) for b in (low, high)]
+    has_digit = exp.RegexpLike(this=raw.copy(), expression=exp.Literal.string("[0-9]"))
+    within = exp.and_(has_digit, exp.Between(this=value.copy(), low=bounds[0], high=bounds[1]))
+    return exp.Case(ifs=[exp.If(this=within, true=value)])
+
+
+def _type_complaint(value: exp.Expr, type_name: str) -> exp.Expr:
+    """The end of a type rule's reason: not the type at all, or out of the accepted range."""
+    invalid = exp.Literal.string(f"' is not a valid {type_name}")
+    if type_name not in ("date", "timestamp") or not isinstance(value, exp.Case):
+        return invalid
+    unranged = value.args["ifs"][0].args["true"].copy()
+    low, high = DATE_RANGE if type_name == "date" else ("0001-01-01", "9999-12-31 UTC")
+    outside = exp.Literal.string(f"' is outside the supported {type_name} range {low}..{high}")
+    parsed = exp.Not(this=exp.Is(this=unranged, expression=exp.Null()))
+    return exp.Case(ifs=[exp.If(this=parsed, true=outside)], default=invalid)
+
+
 def _typed_value(column: Column, source_present: bool, spec: FormatSpec | None = None) -> exp.Expr:
     """The column's value cast to its type; NULL when the source lacks it or the cast fails."""
     if not source_present:
@@ -105,12 +149,15 @@ def _typed_value(column: Column, source_present: bool, spec: FormatSpec | None =
         return raw
     if spec is not None and column.type == "date" and spec.date_format:
         # strptime patterns; sqlglot renders them per engine (Spark: to_date with a Java pattern).
-        return exp.StrToDate(this=raw, format=exp.Literal.string(spec.date_format), safe=True)
+        parsed_date = exp.StrToDate(this=raw, format=exp.Literal.string(spec.date_format), safe=True)
+        return _in_range(parsed_date, "date", raw)
     if spec is not None and column.type == "timestamp" and spec.timestamp_format:
         parsed = exp.StrToTime(this=raw, format=exp.Literal.string(spec.timestamp_format), safe=True)
         # A pattern without an offset reads as UTC (every session runs in UTC).
-        return exp.Cast(this=parsed, to=sql_type("timestamp"))
+        return _in_range(exp.Cast(this=parsed, to=sql_type("timestamp")), "timestamp", raw)
     cast = exp.TryCast(this=raw, to=sql_type(column.type))
+    if column.type in ("date", "timestamp"):
+        return _in_range(cast, column.type, raw)
     if column.type in ("int", "bigint"):
         # Integers must be written as integers: DuckDB's cast rounds '1.5' to 2 (and reads '1e3', '0x10'),
         # Spark's truncates it to 1. Anything else is a type error in every engine.
@@ -165,7 +212,7 @@ def _rule_conditions(
                     label,
                     exp.Literal.string("'"),
                     _as_text(raw),
-                    exp.Literal.string(f"' is not a valid {column.type}"),
+                    _type_complaint(value, column.type),
                 )
             elif rule.rule == "not_null":
                 # Test the raw field: a value that fails its cast is reported by the type rule.
@@ -317,13 +364,13 @@ def accepted_rows(plan: IngestPlan, relation: str = "transformed") -> exp.Select
                 partition_by=[col(k) for k in plan.contract.primary_key],
                 order=exp.Order(expressions=[exp.Ordered(this=col(ROW_ORDINAL), desc=True)]),
             ),
-            ident("_rank"),
+            ident(RANK),
         )
     )
     return (
         exp.select(*[col(n) for n in names])
         .from_(ranked.subquery("ranked"))
-        .where(exp.EQ(this=col("_rank"), expression=exp.Literal.number(1)))
+        .where(exp.EQ(this=col(RANK), expression=exp.Literal.number(1)))
     )
 
 

@@ -2,10 +2,54 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlglot import exp
 
+from lakehouse.contracts.model import Contract
 from lakehouse.errors import SchemaMismatchError
+from lakehouse.names import RESERVED_COLUMNS, reserved
 from lakehouse.sql.compiler import IngestPlan, accepted_rows, ident, sql_type
+
+# Characters Delta tables refuse in column names (without column mapping, which Athena cannot read).
+DELTA_FORBIDDEN = " ,;{}()\n\t="
+
+
+def check_source_names(contract: Contract, columns: Sequence[str], name: str) -> None:
+    """The file's field names, before any engine reads the file with them.
+
+    DuckDB and Spark compare names case-insensitively, so `ID` and `id` are the same column, and a
+    field named like one of the engine's own columns (`_rejected`, `_row`, ...) would take its place.
+    """
+    clashes = reserved(columns)
+    if clashes:
+        raise SchemaMismatchError(
+            f"{name}: the file's column(s) {clashes} collide with the engine's reserved columns "
+            f"({', '.join(RESERVED_COLUMNS)}; compared case-insensitively); rename them in the file"
+        )
+    folded = [c.casefold() for c in columns]
+    duplicates = sorted({c for c in columns if folded.count(c.casefold()) > 1})
+    if duplicates:
+        raise SchemaMismatchError(
+            f"{name}: the header names these columns more than once (case-insensitively): {duplicates}"
+        )
+    sources = {c.source_name for c in contract.columns}
+    if contract.schema_evolution == "add_columns":
+        unfit = [c for c in columns if c not in sources and set(c) & set(DELTA_FORBIDDEN)]
+        if unfit:
+            raise SchemaMismatchError(
+                f"{name}: the file's column(s) {unfit} cannot become Delta columns (schema_evolution: "
+                f"add_columns): names may not contain any of {DELTA_FORBIDDEN!r}; rename them in the "
+                "file, or map them to a contract column with `source:`"
+            )
+    targets = {c.name.casefold(): c.name for c in contract.columns}
+    collide = [c for c in columns if c not in sources and c.casefold() in targets]
+    if collide and contract.schema_evolution == "add_columns":
+        pairs = ", ".join(f"{c!r} (contract column {targets[c.casefold()]!r})" for c in collide)
+        raise SchemaMismatchError(
+            f"{name}: the file's column(s) {pairs} would be added as new columns with the name of an "
+            "existing column (names are compared case-insensitively)"
+        )
 
 
 def check_file_schema(plan: IngestPlan, name: str) -> None:
