@@ -13,6 +13,7 @@ init failure of that version (Lambda errors the handler never saw) do.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -38,8 +39,16 @@ def _disabled() -> bool:
 
 
 def _emit(name: str, value: float, context: Any, started_ms: int) -> None:
+    """Best effort: a metric that cannot be written (no namespace set, say) must not fail the handler."""
     if _disabled():
         return
+    try:
+        _write(name, value, context, started_ms)
+    except Exception:
+        logging.getLogger(__name__).warning("could not emit the %s metric", name, exc_info=True)
+
+
+def _write(name: str, value: float, context: Any, started_ms: int) -> None:
     dimensions = {
         "function_name": str(
             getattr(context, "function_name", "") or os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "local")

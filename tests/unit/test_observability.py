@@ -103,3 +103,16 @@ def test_local_runtime_prints_no_metrics(
     with pytest.raises(KeyError):
         _raising(KeyError("x"))({}, CONTEXT)
     assert capsys.readouterr().out == ""
+
+
+def test_a_metric_that_cannot_be_written_does_not_fail_the_handler(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakehouse.observability import track_errors
+
+    monkeypatch.delenv("POWERTOOLS_METRICS_NAMESPACE", raising=False)
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+
+    @track_errors
+    def handler(event: dict[str, int], context: object) -> int:
+        return event["n"] + 1
+
+    assert handler({"n": 1}, None) == 2
