@@ -297,7 +297,10 @@ class S3ObjectStore:
                     )
                 else:
                     # boto3's managed copy does UploadPartCopy in parallel parts, the only way past 5 GiB.
-                    self.client.copy(source, dst_bucket, dst_key, ExtraArgs=extra or None)
+                    if extra:
+                        self.client.copy(source, dst_bucket, dst_key, ExtraArgs=extra)
+                    else:
+                        self.client.copy(source, dst_bucket, dst_key)
         except ClientError as exc:
             _raise_missing(exc, src_bucket, src_key, version_id, etag)
             raise
