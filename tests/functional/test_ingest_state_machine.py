@@ -11,6 +11,7 @@ Two kinds of cases:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import sys
@@ -684,8 +685,10 @@ def test_real_handlers_contract_violation_quarantines_without_touching_the_table
     sm, services = real_machine
     key = "orders/ingest_date=2026-11-26/orders part 3.csv"
     state = land(local_home, key, [])
-    # Not a CSV at all: Parquet magic bytes where the contract expects CSV.
-    (local_home / "buckets" / "landing" / key).write_bytes(b"PAR1" + b"\x00" * 64 + b"PAR1")
+    # Not a CSV at all: Parquet magic bytes where the contract expects CSV (and the event names them).
+    data = b"PAR1" + b"\x00" * 64 + b"PAR1"
+    (local_home / "buckets" / "landing" / key).write_bytes(data)
+    state.update(etag=hashlib.md5(data, usedforsecurity=False).hexdigest(), size=len(data))
 
     result = sm.run(state, execution_name=state["run_id"])
 

@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -40,6 +41,7 @@ from lakehouse.ports import Lease, ObjectInfo
 # Temp files carry this prefix so listings can skip a write that is still in flight.
 _TMP_PREFIX = ".lakehouse-tmp-"
 _CHUNK = 1 << 20
+_SAFE_VERSION = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _FICLONE = 0x40049409  # Linux ioctl: share the extents of another file (copy-on-write)
 
 
@@ -202,7 +204,7 @@ class LocalObjectStore:
         vdir = self._vdir(bucket, key)
         entry = self._index(bucket, key).get("versions", {}).get(version_id)
         path = vdir / version_id
-        if not isinstance(entry, dict) or not path.is_file():
+        if not isinstance(entry, dict) or _SAFE_VERSION.fullmatch(version_id) is None or not path.is_file():
             raise _changed(bucket, key, version_id, None, "no such version")
         return path
 
@@ -213,8 +215,9 @@ class LocalObjectStore:
         snapshot_tmp: Path,
         etag: str,
         source_signature: dict[str, int] | None = None,
+        version_id: str | None = None,
     ) -> ObjectInfo:
-        """Make a written snapshot a version (or drop it if the visible file already holds these bytes).
+        """Make a written snapshot a version (or the key's latest version again, if it has these bytes).
 
         Without `source_signature` this is a put: the visible file becomes a copy of the snapshot. With
         it, the snapshot was taken from the visible file (a file a user dropped), which must still be
@@ -223,24 +226,32 @@ class LocalObjectStore:
         vdir = snapshot_tmp.parent
         visible = self._path(bucket, key)
         with file_lock(vdir / "index.lock"):
-            index = self._index(bucket, key)
-            current = self._current(bucket, key, index)
-            size = snapshot_tmp.stat().st_size
             if source_signature is not None and _signature(visible) != source_signature:
                 raise _changed(bucket, key, None, None, "the file changed while it was being read")
-            if current is not None and current.get("etag") == etag:
-                snapshot_tmp.unlink(missing_ok=True)  # the same bytes again: no new version
-                return ObjectInfo(bucket, key, size, etag, str(current["version_id"]))
-            version_id = _new_version_id()
-            os.chmod(snapshot_tmp, 0o444)
-            os.replace(snapshot_tmp, vdir / version_id)
-            if source_signature is None:
+            index = self._index(bucket, key)
+            size = snapshot_tmp.stat().st_size
+            latest = index.get("current") or {}
+            # The same bytes as the key's latest version are that version again, not a new arrival.
+            same = latest.get("etag") == etag and (vdir / str(latest.get("version_id"))).is_file()
+            same = same and version_id in (None, latest.get("version_id"))
+            if same:
+                version_id = str(latest["version_id"])
+                snapshot_tmp.unlink(missing_ok=True)
+            else:
+                version_id = version_id or _new_version_id()
+                if _SAFE_VERSION.fullmatch(version_id) is None or version_id.startswith("index."):
+                    raise ValueError(f"invalid version id {version_id!r}")
+                if version_id in index["versions"]:
+                    raise ValueError(f"s3://{bucket}/{key}: version {version_id} exists with other bytes")
+                os.chmod(snapshot_tmp, 0o444)
+                os.replace(snapshot_tmp, vdir / version_id)
+                index["versions"][version_id] = {"etag": etag, "size": size, "created": _utc_iso()}
+            if source_signature is None and (not same or self._current(bucket, key, index) is None):
                 visible.parent.mkdir(parents=True, exist_ok=True)
                 tmp = visible.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
                 _clone_or_copy(vdir / version_id, tmp)
                 os.chmod(tmp, 0o644)
                 os.replace(tmp, visible)
-            index["versions"][version_id] = {"etag": etag, "size": size, "created": _utc_iso()}
             index["current"] = {"version_id": version_id, "etag": etag, "signature": _signature(visible)}
             _atomic_write(vdir / "index.json", json.dumps(index, indent=1, sort_keys=True).encode())
             return ObjectInfo(bucket, key, size, etag, version_id)
@@ -255,17 +266,18 @@ class LocalObjectStore:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def snapshot(self, bucket: str, key: str) -> ObjectInfo:
+    def snapshot(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo:
         """Give the visible file a version of its own (the watcher, once a dropped file is complete).
 
         The bytes are copied to an immutable snapshot; if the file changed during the copy,
         ObjectChangedError (the caller tries again once it is complete). Unchanged bytes keep their version.
+        `version_id` registers the file under that id instead, to replay an event recorded elsewhere.
         """
         if bucket not in self.versioned_buckets:
             return self.head(bucket, key)
         visible = self._path(bucket, key)
         current = self._current(bucket, key, self._index(bucket, key))
-        if current is not None:
+        if current is not None and version_id in (None, current["version_id"]):
             return self.head(bucket, key, str(current["version_id"]))
         vdir = self._vdir(bucket, key)
         vdir.mkdir(parents=True, exist_ok=True)
@@ -275,7 +287,9 @@ class LocalObjectStore:
             if before is None:
                 raise FileNotFoundError(f"no object {key!r} in bucket {bucket!r}")
             etag = _copy_hashing(visible, tmp)
-            return self._commit_version(bucket, key, tmp, etag, source_signature=before)
+            return self._commit_version(
+                bucket, key, tmp, etag, source_signature=before, version_id=version_id
+            )
         finally:
             tmp.unlink(missing_ok=True)
 

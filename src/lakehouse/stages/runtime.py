@@ -100,8 +100,11 @@ class RunState:
         return str(self.raw.get("etag") or "").strip('"') or None
 
     def pins(self) -> dict[str, str | None]:
-        """`version_id`/`etag` arguments that pin every read to the event's object version."""
-        return {"version_id": self.version_id, "etag": self.etag}
+        """`version_id`/`etag` arguments that pin every read to the event's object version: the version
+        id where the bucket is versioned (a version's bytes never change), else the ETag."""
+        if self.version_id:
+            return {"version_id": self.version_id, "etag": None}
+        return {"version_id": None, "etag": self.etag}
 
     @property
     def source_version(self) -> str:
