@@ -99,7 +99,9 @@ def test_watch_waits_for_a_pausing_writer_and_a_rewrite_is_a_new_version(cli: Cl
         "watch", "--max-runs", "2", "--timeout", "150", "--debounce-ms", "300", "--no-spark", "--json"
     )
     try:
-        time.sleep(1.5)  # let it start and scan the folder
+        # The watcher is up once it has handled the orders file already there (a duplicate: no new run).
+        processed = cli.home / "state" / "watch" / "processed.json"
+        _wait_for(lambda: processed.is_file() and "orders/orders.csv" in processed.read_text(), 120, "watch")
         target = landing / "lineitem_slow.csv"
         with open(target, "wb") as fh:  # a writer that pauses 3 s with the file open, then finishes
             fh.write(full[:half])
@@ -108,6 +110,9 @@ def test_watch_waits_for_a_pausing_writer_and_a_rewrite_is_a_new_version(cli: Cl
             time.sleep(3.0)
             fh.write(full[half:])
         _wait_for(lambda: len(_succeeded(cli.home)) > before, 120, "the first run")
+        # The watcher took the file once it was complete, not when it went quiet for a moment.
+        taken = json.loads(processed.read_text())["lineitem/lineitem_slow.csv"]
+        assert taken["size"] == len(full)
         # A later complete rewrite (other rows, renamed into place) is a new version with its own run.
         rewrite = write_lineitem(tmp_path / "rewrite.csv", 50_000, 300)
         os.replace(rewrite, landing / "lineitem_slow.csv")
@@ -120,8 +125,9 @@ def test_watch_waits_for_a_pausing_writer_and_a_rewrite_is_a_new_version(cli: Cl
     assert [r["status"] for r in runs] == ["SUCCEEDED", "SUCCEEDED"], runs
     assert [r["rows_written"] for r in runs] == [1_000, 300]
     events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
-    versions = [e["version_id"] for e in events if e.get("event") == "queued"]
+    versions = [e.get("version_id") for e in events if e.get("event") == "queued"]
     assert len(versions) == 2
+    assert None not in versions
     assert versions[0] != versions[1]
     by_run = _lineitem_by_run(cli)
     assert by_run == {
