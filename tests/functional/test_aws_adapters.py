@@ -374,3 +374,31 @@ def test_s3_unversioned_reads_pinned_by_etag_fail_after_an_overwrite(s3_env: Any
         store.read_bytes(bucket, key, etag=now.etag)
     with pytest.raises(FileNotFoundError):  # unpinned: plain not-found, as before
         store.read_bytes(bucket, key)
+
+
+@pytest.mark.s3
+@pytest.mark.xdist_group("moto_s3")
+@pytest.mark.parametrize("versioned", [True, False], ids=["versioned", "unversioned"])
+def test_glue_job_reads_a_staged_copy_of_exactly_the_events_version(s3_env: Any, versioned: bool) -> None:
+    pytest.importorskip("pyspark", reason="lakehouse.spark needs pyspark")
+    from lakehouse.spark.runs import stage_pinned_source
+
+    store, bucket, first = _overwritten(s3_env, versioned=versioned)
+    lake = s3_env.buckets["lake"]
+    state = {
+        "run_id": "lineitem-run1",
+        "bucket": bucket,
+        "key": "orders/same.csv",
+        "version_id": first.get("VersionId"),
+        "etag": first["ETag"].strip('"'),
+    }
+    if versioned:
+        uri = stage_pinned_source(state, lake, store)
+        assert uri == f"s3://{lake}/runs/lineitem-run1/source/same.csv"
+        assert store.read_bytes(lake, "runs/lineitem-run1/source/same.csv") == b"id\n1\n2\n"
+    else:
+        with pytest.raises(ObjectChangedError, match="own event and run"):
+            stage_pinned_source(state, lake, store)
+        assert list(store.list(lake, "runs/")) == []
+    # Nothing to pin (no version, no ETag): the job reads the object where it is, as before.
+    assert stage_pinned_source({**state, "version_id": None, "etag": ""}, lake, store) is None
