@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import Cli, csv_rows, write_lineitem, write_orders
+from e2e_helpers import DATASETS, Cli, csv_rows, write_lineitem, write_orders
 
 from lakehouse.adapters.local import file_lock
 
@@ -133,4 +133,36 @@ def test_watch_waits_for_a_pausing_writer_and_a_rewrite_is_a_new_version(cli: Cl
     assert by_run == {
         runs[0]["run_id"]: list(range(1, 1_001)),
         runs[1]["run_id"]: list(range(50_000, 50_300)),
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")
+def test_glue_route_reads_each_version_it_was_started_for(cli: Cli, tmp_path: Path) -> None:
+    from lakehouse.local.executor import LocalOptions, LocalPipeline
+    from lakehouse.local.jobs import spark_status
+
+    ok, detail = spark_status()
+    if not ok:
+        pytest.skip(f"local Spark unavailable: {detail}")
+    assert cli("run", str(write_orders(tmp_path / "orders.csv", 1, 5)), "--no-spark").exit_code == 0
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = write_lineitem(tmp_path / "a" / "lineitem.csv", 1, 300)
+    second = write_lineitem(tmp_path / "b" / "lineitem.csv", 100_000, 200)
+    # Every lineitem file takes the Glue route (local Spark); both land before either run reads.
+    pipeline = LocalPipeline(
+        LocalOptions(
+            home=cli.home, datasets_dir=DATASETS, spark=True, lambda_route_max_bytes=1, reports=False
+        )
+    )
+    started = [pipeline.submit(pipeline.land_file(path)) for path in (first, second)]
+    records = pipeline.drain()
+
+    assert [r.status for r in records] == ["SUCCEEDED", "SUCCEEDED"], [r.data.get("error") for r in records]
+    assert [r.data["route"] for r in records] == ["glue", "glue"]
+    assert _lineitem_by_run(cli) == {
+        started[0]["run_id"]: list(range(1, 301)),  # type: ignore[index]
+        started[1]["run_id"]: list(range(100_000, 100_200)),  # type: ignore[index]
     }
