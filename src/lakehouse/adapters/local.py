@@ -123,6 +123,14 @@ def _clone_or_copy(src: Path, dst: Path) -> None:
     shutil.copyfile(src, dst)
 
 
+def _link_or_copy(snapshot: Path, dst: Path) -> None:
+    """A read-only view of an immutable version snapshot: a hard link on the same filesystem, else a copy."""
+    try:
+        os.link(snapshot, dst)
+    except OSError:
+        _clone_or_copy(snapshot, dst)
+
+
 def _signature(path: Path) -> dict[str, int] | None:
     """What changes whenever a file's bytes change (size, mtime, ctime, inode); None if absent."""
     try:
@@ -363,7 +371,9 @@ class LocalObjectStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
         try:
-            if info is not None or not etag:
+            if info is not None:
+                _link_or_copy(src, tmp)  # an immutable, read-only snapshot: no copy needed
+            elif not etag:
                 _clone_or_copy(src, tmp)
             else:
                 found = _copy_hashing(src, tmp)
