@@ -96,7 +96,7 @@ def test_watch_waits_for_a_pausing_writer_and_a_rewrite_is_a_new_version(cli: Cl
     half = full.index(b"\n", len(full) // 2) + 1
     before = len(_succeeded(cli.home))
     proc = cli.subprocess(
-        "watch", "--max-runs", "2", "--timeout", "150", "--debounce-ms", "300", "--no-spark", "--json"
+        "watch", "--max-runs", "2", "--timeout", "400", "--debounce-ms", "300", "--no-spark", "--json"
     )
     try:
         # The watcher is up once it has handled the orders file already there (a duplicate: no new run).
@@ -109,20 +109,20 @@ def test_watch_waits_for_a_pausing_writer_and_a_rewrite_is_a_new_version(cli: Cl
             os.fsync(fh.fileno())
             time.sleep(3.0)
             fh.write(full[half:])
-        _wait_for(lambda: len(_succeeded(cli.home)) > before, 120, "the first run")
+        _wait_for(lambda: len(_succeeded(cli.home)) > before, 300, "the first run")
         # The watcher took the file once it was complete, not when it went quiet for a moment.
         taken = json.loads(processed.read_text())["lineitem/lineitem_slow.csv"]
         assert taken["size"] == len(full)
         # A later complete rewrite (other rows, renamed into place) is a new version with its own run.
         rewrite = write_lineitem(tmp_path / "rewrite.csv", 50_000, 300)
         os.replace(rewrite, landing / "lineitem_slow.csv")
-        out, err = proc.communicate(timeout=180)
+        out, err = proc.communicate(timeout=400)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
     runs = json.loads(out)["runs"]
-    assert [r["status"] for r in runs] == ["SUCCEEDED", "SUCCEEDED"], runs
+    assert [r["status"] for r in runs] == ["SUCCEEDED", "SUCCEEDED"], (runs, err)
     assert [r["rows_written"] for r in runs] == [1_000, 300]
     events = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     versions = [e.get("version_id") for e in events if e.get("event") == "queued"]
