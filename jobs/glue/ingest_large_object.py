@@ -2,6 +2,8 @@
 
 Arguments: --run_input (the state as JSON), and optionally --datasets_dir (else $DATASETS_DIR), --lake_bucket,
 --quarantine_bucket, --result_uri, --rejects_uri, --source_uri (local runs: the object's local path).
+Without --source_uri the job reads a server-side copy of exactly the event's object version, staged at
+s3://<lake>/runs/<run_id>/source/<file> (Spark cannot pin a version itself; see docs/ARCHITECTURE.md).
 Writes the commit result to s3://<lake>/runs/<run_id>/commit.json (or --result_uri).
 """
 

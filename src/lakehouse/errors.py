@@ -39,6 +39,12 @@ class RowRuleViolationError(InvalidInputError):
     """A row broke a rule whose action is `fail`."""
 
 
+class ObjectChangedError(InvalidInputError):
+    """The object version a run was started for can no longer be read: it was overwritten (its ETag
+    differs) or it is gone (the key or the version was deleted). Nothing is ingested under this run's
+    identity; the newer version has its own event and run."""
+
+
 class ContractError(LakehouseError):
     """A dataset contract is missing or invalid (names the file, line and field)."""
 

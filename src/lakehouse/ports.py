@@ -20,24 +20,57 @@ class ObjectInfo:
 
 
 class ObjectStore(Protocol):
-    """Buckets of objects: S3 in AWS, folders locally."""
+    """Buckets of objects: S3 in AWS, folders locally.
+
+    An object *version* is the unit of exactly-once (docs/ARCHITECTURE.md, "Object versions"). Reads
+    take pins: `version_id` reads exactly that version (versioned buckets), `etag` reads only if the
+    bytes still have that ETag. A pinned read that cannot be satisfied (the version or key is gone, the
+    ETag differs) raises `ObjectChangedError`; it never returns other bytes.
+    """
 
     def uri(self, bucket: str, key: str) -> str:
         """A URI deltalake/DuckDB understand: `s3://bucket/key` or an absolute local path."""
 
-    def head(self, bucket: str, key: str) -> ObjectInfo: ...
+    def head(
+        self, bucket: str, key: str, version_id: str | None = None, etag: str | None = None
+    ) -> ObjectInfo: ...
 
-    def download(self, bucket: str, key: str, dest: Path) -> Path: ...
+    def download(
+        self,
+        bucket: str,
+        key: str,
+        dest: Path,
+        version_id: str | None = None,
+        etag: str | None = None,
+    ) -> Path: ...
 
-    def read_bytes(self, bucket: str, key: str, max_bytes: int | None = None) -> bytes: ...
+    def read_bytes(
+        self,
+        bucket: str,
+        key: str,
+        max_bytes: int | None = None,
+        version_id: str | None = None,
+        etag: str | None = None,
+    ) -> bytes: ...
 
     def put_bytes(
         self, bucket: str, key: str, data: bytes, metadata: Mapping[str, str] | None = None
-    ) -> None: ...
+    ) -> ObjectInfo | None:
+        """Store `data`; the new version's identity where the store knows it without another request."""
 
-    def put_file(self, bucket: str, key: str, src: Path) -> None: ...
+    def put_file(self, bucket: str, key: str, src: Path) -> ObjectInfo | None:
+        """Store the file's bytes; the new version's identity where the store knows it (local: always)."""
 
-    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None: ...
+    def copy(
+        self,
+        src_bucket: str,
+        src_key: str,
+        dst_bucket: str,
+        dst_key: str,
+        version_id: str | None = None,
+        etag: str | None = None,
+    ) -> None:
+        """Copy the source (exactly the pinned version, if pins are given) to the destination."""
 
     def exists(self, bucket: str, key: str) -> bool: ...
 

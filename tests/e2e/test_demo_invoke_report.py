@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from e2e_helpers import ROOT, Cli, csv_rows, write_orders
 
+from lakehouse.adapters.local import LocalObjectStore
 from lakehouse.local.jobs import spark_status
 
 pytestmark = pytest.mark.e2e
@@ -103,6 +104,12 @@ def event_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     landed = home / "buckets" / "landing" / key
     landed.parent.mkdir(parents=True)
     write_orders(landed, 1, 3)
+    # The sample events name version Lh5z...: the local (versioned) landing bucket must hold it, since
+    # every read is pinned to the event's version.
+    sample = json.loads((ROOT / "events/on_object_created_eventbridge.json").read_text())
+    LocalObjectStore(home, versioned_buckets=("landing",)).snapshot(
+        "landing", key, version_id=sample["detail"]["object"]["version-id"]
+    )
     cli = Cli(home)
     started = cli(
         "invoke",

@@ -22,7 +22,7 @@ from lakehouse.adapters.aws import (
     sns_subject,
 )
 from lakehouse.adapters.factory import build_adapters
-from lakehouse.errors import LakehouseError, LeaseHeldError, TransientError
+from lakehouse.errors import LakehouseError, LeaseHeldError, ObjectChangedError, TransientError
 from lakehouse.settings import Settings
 
 REGION = "us-east-1"
@@ -304,3 +304,101 @@ def test_factory_builds_aws_set(monkeypatch: pytest.MonkeyPatch) -> None:
     assert isinstance(adapters.ledger, DynamoDbRunLedger)
     assert adapters.ledger.table_name == "R"
     assert adapters.objects.storage_options()["AWS_REGION"] == "eu-west-1"
+
+
+# --- S3 object versions: every read pinned to the event's version -----------------------------------------
+
+
+def _overwritten(s3_env: Any, versioned: bool) -> tuple[S3ObjectStore, str, dict[str, Any]]:
+    """The landing bucket with one object put (its PutObject answer), then overwritten with other bytes."""
+    client = s3_env.client()
+    bucket = s3_env.buckets["landing"]
+    if versioned:
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    first = client.put_object(Bucket=bucket, Key="orders/same.csv", Body=b"id\n1\n2\n")
+    client.put_object(Bucket=bucket, Key="orders/same.csv", Body=b"id\n3\n")  # between event and read
+    return S3ObjectStore(s3_env.region, s3_env.endpoint_url), bucket, first
+
+
+@pytest.mark.s3
+@pytest.mark.xdist_group("moto_s3")
+def test_s3_versioned_reads_return_the_events_version_after_an_overwrite(s3_env: Any, tmp_path: Path) -> None:
+    store, bucket, first = _overwritten(s3_env, versioned=True)
+    version, etag = first["VersionId"], first["ETag"].strip('"')
+
+    info = store.head(bucket, "orders/same.csv", version_id=version, etag=etag)
+    assert (info.version_id, info.etag, info.size) == (version, etag, 7)
+    assert store.read_bytes(bucket, "orders/same.csv", version_id=version) == b"id\n1\n2\n"
+    assert store.read_bytes(bucket, "orders/same.csv", 3, version_id=version, etag=etag) == b"id\n"
+    out = store.download(bucket, "orders/same.csv", tmp_path / "v1.csv", version_id=version, etag=etag)
+    assert out.read_bytes() == b"id\n1\n2\n"
+    store.copy(bucket, "orders/same.csv", s3_env.buckets["quarantine"], "q/same.csv", version_id=version)
+    assert store.read_bytes(s3_env.buckets["quarantine"], "q/same.csv") == b"id\n1\n2\n"
+    # Unpinned, the key reads as it is now.
+    assert store.read_bytes(bucket, "orders/same.csv") == b"id\n3\n"
+
+    # A version that is gone (deleted) or was never issued is ObjectChangedError, never other bytes.
+    s3_env.client().delete_object(Bucket=bucket, Key="orders/same.csv", VersionId=version)
+    with pytest.raises(ObjectChangedError, match=rf"orders/same.csv: version {version}.*own event and run"):
+        store.head(bucket, "orders/same.csv", version_id=version)
+    with pytest.raises(ObjectChangedError):
+        store.download(bucket, "orders/same.csv", tmp_path / "gone.csv", version_id=version)
+    with pytest.raises(ObjectChangedError):
+        store.read_bytes(bucket, "orders/same.csv", version_id=version)
+    assert not (tmp_path / "gone.csv").exists()
+
+
+@pytest.mark.s3
+@pytest.mark.xdist_group("moto_s3")
+def test_s3_unversioned_reads_pinned_by_etag_fail_after_an_overwrite(s3_env: Any, tmp_path: Path) -> None:
+    store, bucket, first = _overwritten(s3_env, versioned=False)
+    etag = first["ETag"].strip('"')
+    key = "orders/same.csv"
+
+    for read in (
+        lambda: store.head(bucket, key, etag=etag),
+        lambda: store.read_bytes(bucket, key, etag=etag),
+        lambda: store.read_bytes(bucket, key, 3, etag=etag),
+        lambda: store.download(bucket, key, tmp_path / "x.csv", etag=etag),
+        lambda: store.copy(bucket, key, s3_env.buckets["quarantine"], "q/x.csv", etag=etag),
+    ):
+        with pytest.raises(ObjectChangedError, match=rf"ETag {etag}.*412|ETag {etag}.*PreconditionFailed"):
+            read()
+    assert not (tmp_path / "x.csv").exists()
+    assert not store.exists(s3_env.buckets["quarantine"], "q/x.csv")
+    # The current bytes, pinned by their own ETag, read fine (also through the multipart download path).
+    now = store.head(bucket, key)
+    assert store.download(bucket, key, tmp_path / "now.csv", etag=now.etag).read_bytes() == b"id\n3\n"
+    s3_env.client().delete_object(Bucket=bucket, Key=key)
+    with pytest.raises(ObjectChangedError, match=r"404|NoSuchKey"):
+        store.read_bytes(bucket, key, etag=now.etag)
+    with pytest.raises(FileNotFoundError):  # unpinned: plain not-found, as before
+        store.read_bytes(bucket, key)
+
+
+@pytest.mark.s3
+@pytest.mark.xdist_group("moto_s3")
+@pytest.mark.parametrize("versioned", [True, False], ids=["versioned", "unversioned"])
+def test_glue_job_reads_a_staged_copy_of_exactly_the_events_version(s3_env: Any, versioned: bool) -> None:
+    pytest.importorskip("pyspark", reason="lakehouse.spark needs pyspark")
+    from lakehouse.spark.runs import stage_pinned_source
+
+    store, bucket, first = _overwritten(s3_env, versioned=versioned)
+    lake = s3_env.buckets["lake"]
+    state = {
+        "run_id": "lineitem-run1",
+        "bucket": bucket,
+        "key": "orders/same.csv",
+        "version_id": first.get("VersionId"),
+        "etag": first["ETag"].strip('"'),
+    }
+    if versioned:
+        uri = stage_pinned_source(state, lake, store)
+        assert uri == f"s3://{lake}/runs/lineitem-run1/source/same.csv"
+        assert store.read_bytes(lake, "runs/lineitem-run1/source/same.csv") == b"id\n1\n2\n"
+    else:
+        with pytest.raises(ObjectChangedError, match="own event and run"):
+            stage_pinned_source(state, lake, store)
+        assert list(store.list(lake, "runs/")) == []
+    # Nothing to pin (no version, no ETag): the job reads the object where it is, as before.
+    assert stage_pinned_source({**state, "version_id": None, "etag": ""}, lake, store) is None

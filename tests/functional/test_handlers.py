@@ -8,6 +8,7 @@ S3 (inspect, commit, register, rollback) every service is moto's *server* in its
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import sys
@@ -263,9 +264,17 @@ def test_manage_lease_acquire_conflict_release(aws: dict[str, Any]) -> None:
 
 
 def test_quarantine_copies_the_object_and_a_reason(aws: dict[str, Any]) -> None:
-    aws["s3"].put_object(Bucket="landing", Key=KEY1, Body=PART1.encode())
+    aws["s3"].put_bucket_versioning(Bucket="landing", VersioningConfiguration={"Status": "Enabled"})
+    put = aws["s3"].put_object(Bucket="landing", Key=KEY1, Body=PART1.encode())
+    state = {
+        **event("quarantine_object.json"),
+        "version_id": put["VersionId"],
+        "etag": put["ETag"].strip('"'),
+    }
+    # Overwritten after its event: the quarantine still copies exactly the run's version.
+    aws["s3"].put_object(Bucket="landing", Key=KEY1, Body=PART2.encode())
 
-    out = invoke("quarantine_object", event("quarantine_object.json"))
+    out = invoke("quarantine_object", state)
 
     prefix = f"objects/orders/{RUN_ID}/orders part 1.csv"
     assert out["object_uri"] == f"s3://quarantine/{prefix}"
@@ -278,10 +287,26 @@ def test_quarantine_copies_the_object_and_a_reason(aws: dict[str, Any]) -> None:
     assert reason["message"].endswith("expected decimal(15,2), got 'n/a'")  # parsed out of the Lambda Cause
     assert reason["cause"]["errorType"] == "SchemaMismatchError"
     assert reason["source"] == f"s3://landing/{KEY1}"
-    assert reason["source_version"] == "Lh5zR0pV7mQk3YcN8tWbX2dFgJ1sE9uA"
+    assert reason["source_version"] == put["VersionId"]
+    assert reason["object"] == "copied"
     assert reason["run_id"] == RUN_ID
     # Nothing is lost: the raw object stays where it landed.
-    assert aws["s3"].get_object(Bucket="landing", Key=KEY1)["Body"].read() == PART1.encode()
+    landed = aws["s3"].get_object(Bucket="landing", Key=KEY1, VersionId=put["VersionId"])
+    assert landed["Body"].read() == PART1.encode()
+
+
+def test_quarantine_of_an_overwritten_object_copies_no_other_bytes(aws: dict[str, Any]) -> None:
+    put = aws["s3"].put_object(Bucket="landing", Key=KEY1, Body=PART1.encode())  # an unversioned bucket
+    state = {**event("quarantine_object.json"), "version_id": None, "etag": put["ETag"].strip('"')}
+    aws["s3"].put_object(Bucket="landing", Key=KEY1, Body=PART2.encode())
+
+    invoke("quarantine_object", state)
+
+    keys = [o["Key"] for o in aws["s3"].list_objects_v2(Bucket="quarantine").get("Contents", [])]
+    assert keys == [f"objects/orders/{RUN_ID}/orders part 1.csv.reason.json"]
+    reason = json.loads(aws["s3"].get_object(Bucket="quarantine", Key=keys[0])["Body"].read())
+    assert reason["object"].startswith("not copied:")
+    assert put["ETag"].strip('"') in reason["object"]
 
 
 def test_quarantine_of_a_vanished_object_still_writes_the_reason(aws: dict[str, Any]) -> None:
@@ -376,9 +401,12 @@ def server(s3_env: Any, moto_server: str, monkeypatch: pytest.MonkeyPatch) -> di
         f"runs-{suffix}",
     )
     s3 = s3_env.client()
-    s3.put_object(Bucket=s3_env.buckets["landing"], Key=KEY1, Body=PART1.encode())
-    s3.put_object(Bucket=s3_env.buckets["landing"], Key=KEY2, Body=PART2.encode())
+    etags = {
+        key: s3.put_object(Bucket=s3_env.buckets["landing"], Key=key, Body=body.encode())["ETag"].strip('"')
+        for key, body in ((KEY1, PART1), (KEY2, PART2))
+    }
     return {
+        "etags": etags,
         "s3": s3,
         "buckets": s3_env.buckets,
         "glue": boto3.client("glue", region_name=REGION, endpoint_url=moto_server),
@@ -388,8 +416,10 @@ def server(s3_env: Any, moto_server: str, monkeypatch: pytest.MonkeyPatch) -> di
 
 def run_state(server: dict[str, Any], sample: str, key: str = KEY1) -> dict[str, Any]:
     state = rebucket(event(sample), server["buckets"])
+    # The landing bucket here is unversioned: reads are pinned to the ETag the object really has.
+    state.update(version_id=None, etag=server["etags"][key])
     if key != KEY1:
-        state.update(key=key, run_id=f"orders-{uuid.uuid4().hex}", version_id=None, etag="", sequencer="")
+        state.update(key=key, run_id=f"orders-{uuid.uuid4().hex}", sequencer="")
     return state
 
 
@@ -516,7 +546,10 @@ def test_plan_and_maintain_locally(tmp_home: Path, monkeypatch: pytest.MonkeyPat
     for key, body in ((KEY1, PART1), (KEY2, PART2)):
         (landing / key).parent.mkdir(parents=True, exist_ok=True)
         (landing / key).write_text(body)
+        # A file written straight into the folder: an unversioned object, pinned by its ETag.
+        etag = hashlib.md5(body.encode(), usedforsecurity=False).hexdigest()
         state = {**event("commit_object.json"), "key": key, "run_id": f"orders-{uuid.uuid4().hex}"}
+        state.update(version_id=None, etag=etag)
         state["inspection"] = invoke("inspect_object", state)
         assert invoke("commit_object", state)["status"] == "committed"
 

@@ -11,6 +11,7 @@ Two kinds of cases:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import sys
@@ -687,8 +688,10 @@ def test_real_handlers_contract_violation_quarantines_without_touching_the_table
     sm, services = real_machine
     key = "orders/ingest_date=2026-11-26/orders part 3.csv"
     state = land(local_home, key, [])
-    # Not a CSV at all: Parquet magic bytes where the contract expects CSV.
-    (local_home / "buckets" / "landing" / key).write_bytes(b"PAR1" + b"\x00" * 64 + b"PAR1")
+    # Not a CSV at all: Parquet magic bytes where the contract expects CSV (and the event names them).
+    data = b"PAR1" + b"\x00" * 64 + b"PAR1"
+    (local_home / "buckets" / "landing" / key).write_bytes(data)
+    state.update(etag=hashlib.md5(data, usedforsecurity=False).hexdigest(), size=len(data))
 
     result = sm.run(state, execution_name=state["run_id"])
 
@@ -758,3 +761,35 @@ def test_a_commit_retried_after_committing_resumes_and_runs_its_checks(local_hom
     assert retried["commit"]["resumed"] is True
     assert retried["rollback"]["restored"] is True
     assert table_rows(local_home) == before
+
+
+def test_real_handlers_object_overwritten_after_its_event_ingests_no_other_bytes(
+    real_machine: tuple[LocalStateMachine, FakeServices], local_home: Path
+) -> None:
+    sm, services = real_machine
+    first = land(local_home, "orders/ingest_date=2026-11-26/orders part 1.csv", GOOD_ROWS)
+    assert sm.run(first, execution_name=first["run_id"]).status == "SUCCEEDED"
+    before = table_rows(local_home)
+    key = "orders/ingest_date=2026-11-27/orders part 2.csv"
+    state = land(local_home, key, ['4,137,O,31084.79,1995-10-11,5-LOW,Clerk#000000124,0,"sits"'])
+    # Overwritten in place (an unversioned object: a file dropped straight into the folder) before its
+    # run reads it: the run must not ingest the new bytes under the old object's identity.
+    land(local_home, key, ['5,137,O,31084.79,1995-10-11,5-LOW,Clerk#000000124,0,"other bytes"'])
+
+    result = sm.run(state, execution_name=state["run_id"])
+
+    assert result.status == "FAILED", result
+    assert result.visited_names == ["AcquireTableLease", "Inspect", *FAILURE_TAIL]
+    error = entered_inputs(result, "Quarantine")[0]["error"]
+    assert error["Error"] == "ObjectChangedError"
+    message = json.loads(error["Cause"])["errorMessage"]
+    assert f"s3://landing/{key}" in message
+    assert state["etag"] in message
+    assert "own event and run" in message
+    assert table_rows(local_home) == before
+    qdir = local_home / "buckets" / "quarantine" / "objects" / "orders" / state["run_id"]
+    assert sorted(p.name for p in qdir.iterdir()) == ["orders part 2.csv.reason.json"]  # no other bytes
+    reason = json.loads((qdir / "orders part 2.csv.reason.json").read_text())
+    assert reason["error"] == "ObjectChangedError"
+    assert reason["object"].startswith("not copied:")
+    assert len(services.alerts) == 1

@@ -44,9 +44,9 @@ SCRIPT = textwrap.dedent(
         ("orders", "o2.csv", sys.argv[4]),
     ]:
         key = f"{dataset}/{name}"
-        rt.adapters.objects.put_bytes("landing", key, body.encode())
+        landed = rt.adapters.objects.put_bytes("landing", key, body.encode())
         state = {"run_id": f"run-{name}", "dataset": dataset, "bucket": "landing", "key": key,
-                 "version_id": None, "etag": name, "size": len(body)}
+                 "version_id": landed.version_id, "etag": landed.etag, "size": len(body)}
         state["inspection"] = inspect_object(rt, state)
         state["commit"] = commit_object(rt, state)
         out[name] = state["commit"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing as mp
 from pathlib import Path
@@ -17,7 +18,7 @@ from lakehouse.adapters.local import (
     LocalObjectStore,
     LocalRunLedger,
 )
-from lakehouse.errors import LeaseHeldError
+from lakehouse.errors import LeaseHeldError, ObjectChangedError
 from lakehouse.settings import Settings
 
 # --- object store -------------------------------------------------------------------------------
@@ -239,3 +240,76 @@ def test_factory_builds_local_set(tmp_home: Path) -> None:
     assert isinstance(adapters.ledger, LocalRunLedger)
     adapters.objects.put_bytes("lake", "k", b"1")
     assert (tmp_home / "buckets/lake/k").read_bytes() == b"1"
+
+
+# --- object versions (the local landing bucket is versioned, as in the deployed stack) ------------------
+
+
+def test_versioned_bucket_keeps_every_version_readable(tmp_home: Path, tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_home, versioned_buckets=("landing",))
+    first = store.put_file("landing", "orders/o.csv", _write(tmp_path / "a.csv", b"id\n1\n2\n"))
+    second = store.put_bytes("landing", "orders/o.csv", b"id\n3\n")
+    assert first.version_id
+    assert second.version_id
+    assert first.version_id != second.version_id
+    assert first.etag == "cb583ba345bc7ea478a361b56d3691a7"  # md5(b"id\n1\n2\n"), as S3 for one part
+    assert store.head("landing", "orders/o.csv") == second
+    # Reads pinned to the first version return exactly its bytes, whatever the key holds now.
+    key, v1 = "orders/o.csv", first.version_id
+    assert store.head("landing", key, version_id=v1, etag=first.etag) == first
+    assert store.read_bytes("landing", key, version_id=v1) == b"id\n1\n2\n"
+    assert store.read_bytes("landing", key, 3, version_id=v1) == b"id\n"
+    assert store.download("landing", key, tmp_path / "d.csv", version_id=v1).read_bytes() == b"id\n1\n2\n"
+    store.copy("landing", key, "quarantine", "q.csv", version_id=v1, etag=first.etag)
+    assert store.read_bytes("quarantine", "q.csv") == b"id\n1\n2\n"
+    assert (tmp_home / "buckets/landing/orders/o.csv").read_bytes() == b"id\n3\n"
+    # The same bytes again are not a new version (a re-run of the same file is the same object).
+    assert store.put_bytes("landing", key, b"id\n3\n").version_id == second.version_id
+    # A version the store never issued, or a wrong ETag, cannot be read.
+    with pytest.raises(ObjectChangedError, match=r"orders/o.csv: version nope .*no such version"):
+        store.read_bytes("landing", key, version_id="nope")
+    with pytest.raises(ObjectChangedError, match="that version has ETag"):
+        store.head("landing", key, version_id=v1, etag=second.etag)
+    with pytest.raises(ObjectChangedError, match="now has ETag"):
+        store.download("landing", key, tmp_path / "x.csv", etag=first.etag)
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_in_place_overwrite_of_the_visible_file_leaves_the_version_intact(tmp_home: Path) -> None:
+    store = LocalObjectStore(tmp_home, versioned_buckets=("landing",))
+    first = store.put_bytes("landing", "orders/o.csv", b"id\n1\n")
+    visible = tmp_home / "buckets/landing/orders/o.csv"
+    with open(visible, "r+b") as fh:  # a user's editor or `cp` writes into the same inode
+        fh.truncate(0)
+        fh.write(b"id\n9\n9\n")
+    assert store.read_bytes("landing", "orders/o.csv", version_id=first.version_id) == b"id\n1\n"
+    now = store.head("landing", "orders/o.csv")
+    assert now.version_id is None  # not a version yet: the watcher snapshots it once complete
+    assert now.etag == hashlib.md5(b"id\n9\n9\n", usedforsecurity=False).hexdigest()
+    with pytest.raises(ObjectChangedError):
+        store.read_bytes("landing", "orders/o.csv", etag=first.etag)
+    second = store.snapshot("landing", "orders/o.csv")
+    assert second.version_id not in (None, first.version_id)
+    assert store.snapshot("landing", "orders/o.csv") == second  # unchanged: the same version
+    visible.write_bytes(b"id\n7\n")
+    assert store.read_bytes("landing", "orders/o.csv", version_id=second.version_id) == b"id\n9\n9\n"
+
+
+def test_unversioned_bucket_reads_pinned_by_etag(tmp_home: Path, tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_home, versioned_buckets=("landing",))
+    info = store.put_bytes("lake", "runs/x.json", b"{}")
+    assert info.version_id is None
+    assert store.read_bytes("lake", "runs/x.json", etag=info.etag) == b"{}"
+    store.put_bytes("lake", "runs/x.json", b"[]")
+    with pytest.raises(ObjectChangedError, match="now has ETag"):
+        store.read_bytes("lake", "runs/x.json", etag=info.etag)
+    with pytest.raises(ObjectChangedError, match="not versioned"):
+        store.read_bytes("lake", "runs/x.json", version_id="v1")
+    with pytest.raises(ObjectChangedError):
+        store.copy("lake", "runs/x.json", "quarantine", "q.json", etag=info.etag)
+    assert not store.exists("quarantine", "q.json")
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path

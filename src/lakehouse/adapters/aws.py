@@ -30,7 +30,7 @@ from botocore.exceptions import (
 )
 
 from lakehouse.adapters import columns_changed, delta_table_input
-from lakehouse.errors import LakehouseError, LeaseHeldError, TransientError
+from lakehouse.errors import LakehouseError, LeaseHeldError, ObjectChangedError, TransientError
 from lakehouse.ports import Lease, ObjectInfo
 
 # CopyObject copies at most 5 GiB in one call; above that only a multipart copy works.
@@ -60,6 +60,11 @@ _TRANSIENT_CODES = frozenset(
     }
 )
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket"})
+# What S3 answers when a pinned read cannot be had: the version or key is gone (404, NoSuchVersion, a
+# delete marker: 405), the ETag differs (412), or the version id is not one S3 ever issued (400).
+_PIN_FAILED_CODES = _NOT_FOUND_CODES | frozenset(
+    {"NoSuchVersion", "412", "PreconditionFailed", "405", "MethodNotAllowed", "400", "InvalidArgument"}
+)
 
 
 _CONNECTION_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
@@ -110,6 +115,32 @@ class _Clients:
         return self._cache[service]
 
 
+def _pins(version_id: str | None, etag: str | None) -> dict[str, str]:
+    """GetObject/HeadObject arguments that read exactly one version (or fail)."""
+    pins: dict[str, str] = {}
+    if version_id:
+        pins["VersionId"] = version_id
+    if etag:
+        pins["IfMatch"] = f'"{etag.strip(chr(34))}"'
+    return pins
+
+
+def _raise_missing(exc: ClientError, bucket: str, key: str, version_id: str | None, etag: str | None) -> None:
+    """Translate "not there" answers: ObjectChangedError for a pinned read, FileNotFoundError otherwise."""
+    code = _code(exc)
+    if (version_id or etag) and code in _PIN_FAILED_CODES:
+        pin = f"version {version_id}" if version_id else "the version"
+        if etag:
+            pin += f" with ETag {etag}"
+        raise ObjectChangedError(
+            f"s3://{bucket}/{key}: {pin} named by the event can no longer be read (S3 answered {code}: "
+            "overwritten or deleted); nothing was ingested from other bytes under this run's identity. "
+            "A newer version has its own event and run."
+        ) from exc
+    if code in _NOT_FOUND_CODES:
+        raise FileNotFoundError(f"no object {key!r} in bucket {bucket!r}") from exc
+
+
 def _utc_iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, tz=UTC).isoformat()
 
@@ -132,17 +163,20 @@ class S3ObjectStore:
     def uri(self, bucket: str, key: str) -> str:
         return f"s3://{bucket}/{key.rstrip('/') or key}"
 
-    def _head(self, bucket: str, key: str) -> dict[str, Any]:
+    def _head(
+        self, bucket: str, key: str, version_id: str | None = None, etag: str | None = None
+    ) -> dict[str, Any]:
         try:
             with _translate(f"HeadObject s3://{bucket}/{key}"):
-                return dict(self.client.head_object(Bucket=bucket, Key=key))
+                return dict(self.client.head_object(Bucket=bucket, Key=key, **_pins(version_id, etag)))
         except ClientError as exc:
-            if _code(exc) in _NOT_FOUND_CODES:
-                raise FileNotFoundError(f"no object {key!r} in bucket {bucket!r}") from exc
+            _raise_missing(exc, bucket, key, version_id, etag)
             raise
 
-    def head(self, bucket: str, key: str) -> ObjectInfo:
-        resp = self._head(bucket, key)
+    def head(
+        self, bucket: str, key: str, version_id: str | None = None, etag: str | None = None
+    ) -> ObjectInfo:
+        resp = self._head(bucket, key, version_id, etag)
         return ObjectInfo(
             bucket=bucket,
             key=key,
@@ -155,25 +189,60 @@ class S3ObjectStore:
         """The user metadata the object was put with (`x-amz-meta-*`, keys lower-cased by S3)."""
         return dict(self._head(bucket, key).get("Metadata", {}))
 
-    def download(self, bucket: str, key: str, dest: Path) -> Path:
+    def download(
+        self,
+        bucket: str,
+        key: str,
+        dest: Path,
+        version_id: str | None = None,
+        etag: str | None = None,
+    ) -> Path:
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         # Download beside the destination and rename, so a failed transfer leaves no partial file behind.
         tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex}.part"
         try:
             with _translate(f"download s3://{bucket}/{key}"):
-                self.client.download_file(bucket, key, str(tmp))
+                if version_id is None and etag is None:
+                    self.client.download_file(bucket, key, str(tmp))
+                else:
+                    self._download_pinned(bucket, key, tmp, version_id, etag)
             os.replace(tmp, dest)
         except ClientError as exc:
-            if _code(exc) in _NOT_FOUND_CODES:
-                raise FileNotFoundError(f"no object {key!r} in bucket {bucket!r}") from exc
+            _raise_missing(exc, bucket, key, version_id, etag)
             raise
         finally:
             tmp.unlink(missing_ok=True)
         return dest
 
-    def read_bytes(self, bucket: str, key: str, max_bytes: int | None = None) -> bytes:
-        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    def _download_pinned(
+        self, bucket: str, key: str, tmp: Path, version_id: str | None, etag: str | None
+    ) -> None:
+        """A (multipart, parallel) download of exactly the pinned version: the transfer manager is given
+        the expected size and ETag, so every ranged GET carries `If-Match` (and `VersionId` if pinned)."""
+        from boto3.s3.transfer import TransferConfig, create_transfer_manager
+        from s3transfer.subscribers import BaseSubscriber
+
+        info = self.head(bucket, key, version_id, etag)
+
+        class Pin(BaseSubscriber):  # type: ignore[misc]
+            def on_queued(self, future: Any, **kwargs: Any) -> None:
+                future.meta.provide_transfer_size(info.size)
+                future.meta.provide_object_etag(f'"{info.etag}"')
+
+        extra = {"VersionId": version_id} if version_id else {}
+        with create_transfer_manager(self.client, TransferConfig()) as manager:
+            manager.download(bucket, key, str(tmp), extra_args=extra, subscribers=[Pin()]).result()
+
+    def read_bytes(
+        self,
+        bucket: str,
+        key: str,
+        max_bytes: int | None = None,
+        version_id: str | None = None,
+        etag: str | None = None,
+    ) -> bytes:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, **_pins(version_id, etag)}
         if max_bytes is not None:
             if max_bytes <= 0:
                 return b""
@@ -186,36 +255,55 @@ class S3ObjectStore:
                 finally:
                     body.close()
         except ClientError as exc:
-            if _code(exc) in _NOT_FOUND_CODES:
-                raise FileNotFoundError(f"no object {key!r} in bucket {bucket!r}") from exc
+            _raise_missing(exc, bucket, key, version_id, etag)
             raise
 
     def put_bytes(
         self, bucket: str, key: str, data: bytes, metadata: Mapping[str, str] | None = None
-    ) -> None:
+    ) -> ObjectInfo:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, "Body": data}
         if metadata:
             kwargs["Metadata"] = dict(metadata)
         with _translate(f"PutObject s3://{bucket}/{key}"):
-            self.client.put_object(**kwargs)
+            resp = self.client.put_object(**kwargs)
+        return ObjectInfo(
+            bucket, key, len(data), str(resp.get("ETag", "")).strip('"'), resp.get("VersionId") or None
+        )
 
     def put_file(self, bucket: str, key: str, src: Path) -> None:
         # upload_file switches to multipart above its threshold, so large files never hit PutObject's limit.
         with _translate(f"upload s3://{bucket}/{key}"):
             self.client.upload_file(str(src), bucket, key)
 
-    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
-        size = self.head(src_bucket, src_key).size
-        source = {"Bucket": src_bucket, "Key": src_key}
-        with _translate(f"copy s3://{src_bucket}/{src_key} to s3://{dst_bucket}/{dst_key}"):
-            if size <= _COPY_OBJECT_MAX:
-                # One server-side request; MetadataDirective COPY keeps the user metadata.
-                self.client.copy_object(
-                    Bucket=dst_bucket, Key=dst_key, CopySource=source, MetadataDirective="COPY"
-                )
-            else:
-                # boto3's managed copy does UploadPartCopy in parallel parts, the only way past 5 GiB.
-                self.client.copy(source, dst_bucket, dst_key)
+    def copy(
+        self,
+        src_bucket: str,
+        src_key: str,
+        dst_bucket: str,
+        dst_key: str,
+        version_id: str | None = None,
+        etag: str | None = None,
+    ) -> None:
+        # The pinned HEAD fails fast (and the size picks the API); the copy itself carries the pins too.
+        size = self.head(src_bucket, src_key, version_id, etag).size
+        source = {"Bucket": src_bucket, "Key": src_key, **({"VersionId": version_id} if version_id else {})}
+        extra = {"CopySourceIfMatch": f'"{etag}"'} if etag else {}
+        try:
+            with _translate(f"copy s3://{src_bucket}/{src_key} to s3://{dst_bucket}/{dst_key}"):
+                if size <= _COPY_OBJECT_MAX:
+                    # One server-side request; MetadataDirective COPY keeps the user metadata.
+                    self.client.copy_object(
+                        Bucket=dst_bucket, Key=dst_key, CopySource=source, MetadataDirective="COPY", **extra
+                    )
+                else:
+                    # boto3's managed copy does UploadPartCopy in parallel parts, the only way past 5 GiB.
+                    if extra:
+                        self.client.copy(source, dst_bucket, dst_key, ExtraArgs=extra)
+                    else:
+                        self.client.copy(source, dst_bucket, dst_key)
+        except ClientError as exc:
+            _raise_missing(exc, src_bucket, src_key, version_id, etag)
+            raise
 
     def exists(self, bucket: str, key: str) -> bool:
         try:

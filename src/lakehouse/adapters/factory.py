@@ -28,7 +28,7 @@ def build_adapters(settings: Settings | None = None) -> Adapters:
 
         home = settings.home.resolve()
         return Adapters(
-            objects=local.LocalObjectStore(home),
+            objects=local.LocalObjectStore(home, versioned_buckets=(settings.landing_bucket,)),
             leases=local.LocalLeaseStore(home),
             catalog=local.LocalCatalog(home),
             notifier=local.LocalNotifier(home),

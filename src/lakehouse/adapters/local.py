@@ -2,6 +2,8 @@
 
 Layout under `<home>`:
   buckets/<bucket>/<key>                 objects (a bucket is a folder)
+  state/object-versions/<bucket>/<sha256(key)>/  versioned buckets: each version's immutable bytes
+                                         (`<version id>`) and `index.json` (ETags, the current version)
   state/object-meta/<bucket>/<key>.json  user metadata of objects put with metadata (kept out of the bucket
                                          so listings and Delta table folders stay clean)
   state/leases/<table>.json              one lease per table, changed only under an exclusive flock
@@ -21,21 +23,26 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
+import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from lakehouse.adapters import columns_changed, delta_table_input
-from lakehouse.errors import LeaseHeldError
+from lakehouse.errors import LeaseHeldError, ObjectChangedError
 from lakehouse.ports import Lease, ObjectInfo
 
 # Temp files carry this prefix so listings can skip a write that is still in flight.
 _TMP_PREFIX = ".lakehouse-tmp-"
+_CHUNK = 1 << 20
+_SAFE_VERSION = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_FICLONE = 0x40049409  # Linux ioctl: share the extents of another file (copy-on-write)
 
 
 def _utc_iso(ts: float | None = None) -> str:
@@ -82,13 +89,89 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-class LocalObjectStore:
-    """Buckets as folders: `<home>/buckets/<bucket>/<key>`."""
+def _copy_hashing(src: Path, dst: Path) -> str:
+    """Copy `src` to a new file `dst` and return the MD5 of the bytes copied (one pass)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        for chunk in iter(lambda: fin.read(_CHUNK), b""):
+            digest.update(chunk)
+            fout.write(chunk)
+    return digest.hexdigest()
 
-    def __init__(self, home: Path) -> None:
+
+def _md5_file(path: Path, keep: int = 0) -> tuple[str, bytes]:
+    """MD5 of a file, and its first `keep` bytes."""
+    digest = hashlib.md5(usedforsecurity=False)
+    head = b""
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            if len(head) < keep:
+                head += chunk[: keep - len(head)]
+            digest.update(chunk)
+    return digest.hexdigest(), head
+
+
+def _clone_or_copy(src: Path, dst: Path) -> None:
+    """A copy of `src` at `dst` with its own inode: a reflink where the filesystem has them (btrfs,
+    xfs), else a kernel copy. Never a hard link: a user may overwrite the copy in place."""
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
+            return
+        except OSError:
+            pass
+    shutil.copyfile(src, dst)
+
+
+def _link_or_copy(snapshot: Path, dst: Path) -> None:
+    """A read-only view of an immutable version snapshot: a hard link on the same filesystem, else a copy."""
+    try:
+        os.link(snapshot, dst)
+    except OSError:
+        _clone_or_copy(snapshot, dst)
+
+
+def _signature(path: Path) -> dict[str, int] | None:
+    """What changes whenever a file's bytes change (size, mtime, ctime, inode); None if absent."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns, "ino": st.st_ino}
+
+
+def _new_version_id() -> str:
+    """Time-ordered and unique, like an S3 version id is opaque and unique."""
+    return f"{time.time_ns():016x}{uuid.uuid4().hex[:16]}"
+
+
+def _changed(
+    bucket: str, key: str, version_id: str | None, etag: str | None, found: str
+) -> ObjectChangedError:
+    pin = f"version {version_id}" if version_id else "the version"
+    if etag:
+        pin += f" with ETag {etag}"
+    return ObjectChangedError(
+        f"s3://{bucket}/{key}: {pin} named by the event can no longer be read ({found}); nothing was "
+        "ingested from other bytes under this run's identity. A newer version has its own event and run."
+    )
+
+
+class LocalObjectStore:
+    """Buckets as folders: `<home>/buckets/<bucket>/<key>`.
+
+    Versioned buckets (the landing bucket, as in the deployed stack) keep every version's bytes as an
+    immutable snapshot `state/object-versions/<bucket>/<sha256(key)>/<version id>` next to an
+    `index.json` (versions, ETags, and which one the visible file holds). The visible file is a separate
+    copy (a reflink where possible): users may overwrite it in place without touching a snapshot.
+    """
+
+    def __init__(self, home: Path, versioned_buckets: Iterable[str] = ()) -> None:
         self.home = Path(home).resolve()
         self.root = self.home / "buckets"
         self._meta_root = self.home / "state" / "object-meta"
+        self._versions_root = self.home / "state" / "object-versions"
+        self.versioned_buckets = frozenset(versioned_buckets)
 
     def _path(self, bucket: str, key: str) -> Path:
         if not bucket or "/" in bucket or bucket in (".", ".."):
@@ -106,15 +189,167 @@ class LocalObjectStore:
     def uri(self, bucket: str, key: str) -> str:
         return str(self._path(bucket, key.rstrip("/") or key))
 
-    def head(self, bucket: str, key: str) -> ObjectInfo:
-        path = self._path(bucket, key)
-        if not path.is_file():
-            raise FileNotFoundError(f"no object {key!r} in bucket {bucket!r} ({path})")
-        digest = hashlib.md5(usedforsecurity=False)
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        return ObjectInfo(bucket=bucket, key=key, size=path.stat().st_size, etag=digest.hexdigest())
+    # -- versions ----------------------------------------------------------------------------------
+
+    def _vdir(self, bucket: str, key: str) -> Path:
+        self._path(bucket, key)  # validates bucket and key
+        return self._versions_root / bucket / hashlib.sha256(key.encode()).hexdigest()[:40]
+
+    def _index(self, bucket: str, key: str) -> dict[str, Any]:
+        data = _read_json(self._vdir(bucket, key) / "index.json")
+        return data if isinstance(data, dict) else {"key": key, "current": None, "versions": {}}
+
+    def _current(self, bucket: str, key: str, index: dict[str, Any]) -> dict[str, Any] | None:
+        """The version the visible file holds, if it still holds it (not changed in place since)."""
+        current = index.get("current")
+        if not isinstance(current, dict):
+            return None
+        signature = _signature(self._path(bucket, key))
+        return current if signature is not None and signature == current.get("signature") else None
+
+    def version_path(self, bucket: str, key: str, version_id: str) -> Path:
+        """The immutable snapshot of one version (ObjectChangedError if the store has no such version)."""
+        vdir = self._vdir(bucket, key)
+        entry = self._index(bucket, key).get("versions", {}).get(version_id)
+        path = vdir / version_id
+        if not isinstance(entry, dict) or _SAFE_VERSION.fullmatch(version_id) is None or not path.is_file():
+            raise _changed(bucket, key, version_id, None, "no such version")
+        return path
+
+    def _commit_version(
+        self,
+        bucket: str,
+        key: str,
+        snapshot_tmp: Path,
+        etag: str,
+        source_signature: dict[str, int] | None = None,
+        version_id: str | None = None,
+    ) -> ObjectInfo:
+        """Make a written snapshot a version (or the key's latest version again, if it has these bytes).
+
+        Without `source_signature` this is a put: the visible file becomes a copy of the snapshot. With
+        it, the snapshot was taken from the visible file (a file a user dropped), which must still be
+        exactly what was read.
+        """
+        vdir = snapshot_tmp.parent
+        visible = self._path(bucket, key)
+        with file_lock(vdir / "index.lock"):
+            if source_signature is not None and _signature(visible) != source_signature:
+                raise _changed(bucket, key, None, None, "the file changed while it was being read")
+            index = self._index(bucket, key)
+            size = snapshot_tmp.stat().st_size
+            latest = index.get("current") or {}
+            # The same bytes as the key's latest version are that version again, not a new arrival.
+            same = latest.get("etag") == etag and (vdir / str(latest.get("version_id"))).is_file()
+            same = same and version_id in (None, latest.get("version_id"))
+            if same:
+                version_id = str(latest["version_id"])
+                snapshot_tmp.unlink(missing_ok=True)
+            else:
+                version_id = version_id or _new_version_id()
+                if _SAFE_VERSION.fullmatch(version_id) is None or version_id.startswith("index."):
+                    raise ValueError(f"invalid version id {version_id!r}")
+                if version_id in index["versions"]:
+                    raise ValueError(f"s3://{bucket}/{key}: version {version_id} exists with other bytes")
+                os.chmod(snapshot_tmp, 0o444)
+                os.replace(snapshot_tmp, vdir / version_id)
+                index["versions"][version_id] = {"etag": etag, "size": size, "created": _utc_iso()}
+            if source_signature is None and (not same or self._current(bucket, key, index) is None):
+                visible.parent.mkdir(parents=True, exist_ok=True)
+                tmp = visible.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+                _clone_or_copy(vdir / version_id, tmp)
+                os.chmod(tmp, 0o644)
+                os.replace(tmp, visible)
+            index["current"] = {"version_id": version_id, "etag": etag, "signature": _signature(visible)}
+            _atomic_write(vdir / "index.json", json.dumps(index, indent=1, sort_keys=True).encode())
+            return ObjectInfo(bucket, key, size, etag, version_id)
+
+    def _put_version(self, bucket: str, key: str, fill: Callable[[Path], str]) -> ObjectInfo:
+        vdir = self._vdir(bucket, key)
+        vdir.mkdir(parents=True, exist_ok=True)
+        tmp = vdir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        try:
+            etag = fill(tmp)
+            return self._commit_version(bucket, key, tmp, etag)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def snapshot(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo:
+        """Give the visible file a version of its own (the watcher, once a dropped file is complete).
+
+        The bytes are copied to an immutable snapshot; if the file changed during the copy,
+        ObjectChangedError (the caller tries again once it is complete). Unchanged bytes keep their version.
+        `version_id` registers the file under that id instead, to replay an event recorded elsewhere.
+        """
+        if bucket not in self.versioned_buckets:
+            return self.head(bucket, key)
+        visible = self._path(bucket, key)
+        current = self._current(bucket, key, self._index(bucket, key))
+        if current is not None and version_id in (None, current["version_id"]):
+            return self.head(bucket, key, str(current["version_id"]))
+        vdir = self._vdir(bucket, key)
+        vdir.mkdir(parents=True, exist_ok=True)
+        tmp = vdir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        try:
+            before = _signature(visible)
+            if before is None:
+                raise FileNotFoundError(f"no object {key!r} in bucket {bucket!r}")
+            etag = _copy_hashing(visible, tmp)
+            return self._commit_version(
+                bucket, key, tmp, etag, source_signature=before, version_id=version_id
+            )
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _resolve(
+        self, bucket: str, key: str, version_id: str | None, etag: str | None
+    ) -> tuple[Path, ObjectInfo | None]:
+        """Where the pinned bytes are: (path, info) if known to be the pinned version, (path, None) if the
+        path is the visible file whose bytes must be checked against `etag` as they are read."""
+        versioned = bucket in self.versioned_buckets
+        if version_id is not None:
+            if not versioned:
+                raise _changed(bucket, key, version_id, etag, f"bucket {bucket!r} is not versioned")
+            path = self.version_path(bucket, key, version_id)
+            entry = self._index(bucket, key)["versions"][version_id]
+            if etag and entry["etag"] != etag:
+                raise _changed(bucket, key, version_id, etag, f"that version has ETag {entry['etag']}")
+            return path, ObjectInfo(bucket, key, int(entry["size"]), str(entry["etag"]), version_id)
+        visible = self._path(bucket, key)
+        if not visible.is_file():
+            if etag:
+                raise _changed(bucket, key, None, etag, "the key no longer exists")
+            raise FileNotFoundError(f"no object {key!r} in bucket {bucket!r} ({visible})")
+        current = self._current(bucket, key, self._index(bucket, key)) if versioned else None
+        if current is not None and (not etag or current["etag"] == etag):
+            vid = str(current["version_id"])
+            return self.version_path(bucket, key, vid), ObjectInfo(
+                bucket, key, visible.stat().st_size, str(current["etag"]), vid
+            )
+        return visible, None
+
+    def pinned_path(
+        self, bucket: str, key: str, version_id: str | None = None, etag: str | None = None
+    ) -> Path:
+        """A path holding exactly the pinned bytes, for readers that take a path (local Spark): the
+        version's immutable snapshot, or (unversioned buckets) the file once its ETag is checked."""
+        path, info = self._resolve(bucket, key, version_id, etag)
+        if info is None and etag:
+            self.head(bucket, key, etag=etag)
+        return path
+
+    # -- the ObjectStore port ----------------------------------------------------------------------
+
+    def head(
+        self, bucket: str, key: str, version_id: str | None = None, etag: str | None = None
+    ) -> ObjectInfo:
+        path, info = self._resolve(bucket, key, version_id, etag)
+        if info is not None:
+            return info
+        found, _ = _md5_file(path)
+        if etag and found != etag:
+            raise _changed(bucket, key, None, etag, f"the object now has ETag {found}")
+        return ObjectInfo(bucket=bucket, key=key, size=path.stat().st_size, etag=found)
 
     def metadata(self, bucket: str, key: str) -> dict[str, str]:
         """The user metadata the object was put with (empty if none); S3 returns it on HEAD."""
@@ -123,37 +358,88 @@ class LocalObjectStore:
         data = _read_json(self._meta_path(bucket, key))
         return dict(data) if isinstance(data, dict) else {}
 
-    def download(self, bucket: str, key: str, dest: Path) -> Path:
-        src = self._path(bucket, key)
-        if not src.is_file():
-            raise FileNotFoundError(f"no object {key!r} in bucket {bucket!r}")
+    def download(
+        self,
+        bucket: str,
+        key: str,
+        dest: Path,
+        version_id: str | None = None,
+        etag: str | None = None,
+    ) -> Path:
+        src, info = self._resolve(bucket, key, version_id, etag)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
+        try:
+            if info is not None:
+                _link_or_copy(src, tmp)  # an immutable, read-only snapshot: no copy needed
+            elif not etag:
+                _clone_or_copy(src, tmp)
+            else:
+                found = _copy_hashing(src, tmp)
+                if found != etag:
+                    raise _changed(bucket, key, None, etag, f"the object now has ETag {found}")
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
         return dest
 
-    def read_bytes(self, bucket: str, key: str, max_bytes: int | None = None) -> bytes:
-        path = self._path(bucket, key)
-        if not path.is_file():
-            raise FileNotFoundError(f"no object {key!r} in bucket {bucket!r}")
+    def read_bytes(
+        self,
+        bucket: str,
+        key: str,
+        max_bytes: int | None = None,
+        version_id: str | None = None,
+        etag: str | None = None,
+    ) -> bytes:
+        path, info = self._resolve(bucket, key, version_id, etag)
+        if info is None and etag:
+            size = path.stat().st_size
+            found, data = _md5_file(path, size if max_bytes is None else max_bytes)
+            if found != etag:
+                raise _changed(bucket, key, None, etag, f"the object now has ETag {found}")
+            return data
         with open(path, "rb") as fh:
             return fh.read() if max_bytes is None else fh.read(max_bytes)
 
     def put_bytes(
         self, bucket: str, key: str, data: bytes, metadata: Mapping[str, str] | None = None
-    ) -> None:
-        _atomic_write(self._path(bucket, key), data)
-        self._put_meta(bucket, key, metadata)
+    ) -> ObjectInfo:
+        if bucket in self.versioned_buckets:
 
-    def put_file(self, bucket: str, key: str, src: Path) -> None:
+            def fill(tmp: Path) -> str:
+                tmp.write_bytes(data)
+                return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+            info = self._put_version(bucket, key, fill)
+        else:
+            _atomic_write(self._path(bucket, key), data)
+            info = ObjectInfo(bucket, key, len(data), hashlib.md5(data, usedforsecurity=False).hexdigest())
+        self._put_meta(bucket, key, metadata)
+        return info
+
+    def put_file(self, bucket: str, key: str, src: Path) -> ObjectInfo:
+        info = self._write_from(bucket, key, Path(src))
+        self._put_meta(bucket, key, None)
+        return info
+
+    def _write_from(self, bucket: str, key: str, src: Path, etag: str | None = None) -> ObjectInfo:
+        """Store the bytes of the file `src` (an immutable snapshot when `etag` is known already)."""
+        if bucket in self.versioned_buckets:
+            return self._put_version(bucket, key, lambda tmp: _copy_hashing(src, tmp))
         dest = self._path(bucket, key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-        self._put_meta(bucket, key, None)
+        try:
+            if etag is None:
+                etag = _copy_hashing(src, tmp)
+            else:
+                _clone_or_copy(src, tmp)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return ObjectInfo(bucket, key, dest.stat().st_size, etag)
 
     def _put_meta(self, bucket: str, key: str, metadata: Mapping[str, str] | None) -> None:
         meta_path = self._meta_path(bucket, key)
@@ -163,17 +449,27 @@ class LocalObjectStore:
             # S3 replaces metadata on every PUT; an old sidecar must not outlive its object version.
             meta_path.unlink(missing_ok=True)
 
-    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> None:
-        src = self._path(src_bucket, src_key)
-        if not src.is_file():
-            raise FileNotFoundError(f"no object {src_key!r} in bucket {src_bucket!r}")
-        dest = self._path(dst_bucket, dst_key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
+    def copy(
+        self,
+        src_bucket: str,
+        src_key: str,
+        dst_bucket: str,
+        dst_key: str,
+        version_id: str | None = None,
+        etag: str | None = None,
+    ) -> None:
+        src, info = self._resolve(src_bucket, src_key, version_id, etag)
+        if info is None and etag:
+            # The visible file, pinned by ETag: checked in a staging copy before the destination is written.
+            staging = self.home / "state" / "staging"
+            staging.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=staging) as tmpdir:
+                staged = self.download(src_bucket, src_key, Path(tmpdir) / "object", etag=etag)
+                self._write_from(dst_bucket, dst_key, staged, etag)
+        else:
+            self._write_from(dst_bucket, dst_key, src, info.etag if info else None)
         # Like CopyObject's default MetadataDirective=COPY: metadata travels with the object.
-        meta = self.metadata(src_bucket, src_key)
+        meta = self.metadata(src_bucket, src_key) if self.exists(src_bucket, src_key) else {}
         self._put_meta(dst_bucket, dst_key, meta or None)
 
     def exists(self, bucket: str, key: str) -> bool:

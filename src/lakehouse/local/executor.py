@@ -38,6 +38,7 @@ from lakehouse.local.jobs import LocalJobs, SparkMissing, spark_status
 from lakehouse.local.project import ACCOUNT_ID, REGION, Project, environment, handler_of
 from lakehouse.local.sfn import ExecutionResult, LocalLambdaContext, LocalStateMachine, TaskFailed
 from lakehouse.local.starter import LocalQueue, QueuedRun
+from lakehouse.ports import ObjectInfo
 from lakehouse.settings import Settings
 from lakehouse.stages.runtime import Runtime, get_runtime
 
@@ -103,6 +104,8 @@ class LocalPipeline:
             self.use_spark = ok
         self.home.mkdir(parents=True, exist_ok=True)
         self.queue = LocalQueue(self.home)
+        # The object versions this process landed and has not submitted yet (see `land_file`).
+        self._landed: dict[tuple[str, str], ObjectInfo] = {}
         with environment(self.base_env()):
             self.rt: Runtime = get_runtime()
         self.athena = LocalAthena(self.rt)
@@ -365,24 +368,39 @@ class LocalPipeline:
         )
 
     def land_file(self, path: Path, dataset: str | None = None) -> str:
-        """Copy a file into the landing bucket at `<landing_prefix><file name>`; return the key."""
+        """Copy a file into the landing bucket at `<landing_prefix><file name>`; return the key.
+
+        The landing bucket is versioned: the copy is a new object version (the same bytes as the key's
+        current version are not). `submit(key)` then starts the run for exactly that version, even if
+        another process lands a different file under the same name in between.
+        """
         name = self.dataset_for_file(path, dataset)
         key = self.rt.contract(name).landing_prefix + path.name
-        self.rt.adapters.objects.put_file(self.rt.settings.landing_bucket, key, path)
+        bucket = self.rt.settings.landing_bucket
+        info = self.rt.adapters.objects.put_file(bucket, key, path)
+        if info is not None:
+            self._landed[(bucket, key)] = info
         return key
 
-    def submit(self, key: str, bucket: str | None = None) -> dict[str, Any] | None:
-        """What on_object_created does for one arrival: deterministic name, queued (once) run."""
+    def submit(
+        self, key: str, bucket: str | None = None, info: ObjectInfo | None = None
+    ) -> dict[str, Any] | None:
+        """What on_object_created does for one arrival: deterministic name, queued (once) run.
+
+        `info` names the object version (as an S3 event does); by default the version this process
+        landed last under `key`, else the key's current version.
+        """
         from lakehouse.events import ObjectCreated
         from lakehouse.stages.start import default_starter, start_run
 
         bucket = bucket or self.rt.settings.landing_bucket
-        info = self.rt.adapters.objects.head(bucket, key)
+        info = info or self._landed.pop((bucket, key), None) or self.rt.adapters.objects.head(bucket, key)
         obj = ObjectCreated(
             bucket=bucket,
             key=key,
             size=info.size,
             etag=info.etag,
+            version_id=info.version_id,
             event_time=datetime.now(UTC).isoformat(timespec="milliseconds"),
         )
         with environment(self.base_env()), contextlib.redirect_stdout(sys.stderr):

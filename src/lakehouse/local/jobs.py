@@ -27,6 +27,7 @@ from types import ModuleType
 from typing import Any
 
 from lakehouse import tables
+from lakehouse.adapters.local import LocalObjectStore
 from lakehouse.errors import InvalidInputError
 from lakehouse.local.sfn import TaskFailed
 from lakehouse.sql.compiler import RunMeta
@@ -192,12 +193,19 @@ class LocalJobs:
             argv += [str(key), str(value)]
         argv += [
             "--datasets_dir", str(rt.settings.datasets_dir),
-            "--source_uri", objects.uri(run.bucket, run.key),
+            "--source_uri", self._pinned_source(run),
             "--result_uri", objects.uri(rt.settings.lake_bucket, f"runs/{run.run_id}/commit.json"),
             "--rejects_uri",
             objects.uri(rt.settings.quarantine_bucket, f"rows/{run.dataset}/{run.run_id}/rejects.parquet"),
         ]  # fmt: skip
         return argv
+
+    def _pinned_source(self, run: RunState) -> str:
+        """The run's object version as a local path Spark can read: its immutable snapshot."""
+        objects = self.rt.adapters.objects
+        if isinstance(objects, LocalObjectStore):
+            return str(objects.pinned_path(run.bucket, run.key, **run.pins()))
+        return objects.uri(run.bucket, run.key)
 
     def _run_glue(self, arguments: Mapping[str, Any]) -> None:
         run_input = json.loads(str(arguments.get("--run_input") or "{}"))
@@ -219,7 +227,7 @@ class LocalJobs:
         rejects_key = f"rows/{run.dataset}/{run.run_id}/rejects.parquet"
         result = ingest_object(
             spark,
-            objects.uri(run.bucket, run.key),
+            self._pinned_source(run),
             rt.contract(run.dataset),
             str(inspection.get("table_uri") or rt.table_uri(run.dataset)),
             RunMeta(

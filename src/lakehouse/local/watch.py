@@ -1,8 +1,13 @@
 """Automatic triggering, locally: watch the landing bucket folder and start a run per complete new file.
 
 What S3 + EventBridge give in AWS, rebuilt on a folder:
-- a file counts as arrived only once it is complete: its size and mtime have not changed for
-  `debounce_ms`, and its name is not a temp/partial name (`.tmp`, `~`, `.part`, dot-files...);
+- a file counts as arrived only once its writer has closed it: it was renamed into place (temp/partial
+  names such as `.tmp`, `~`, `.part` and dot-files are never taken), or its size and mtime have not
+  changed for `debounce_ms` *and* no process holds it open for writing (Linux: `/proc/<pid>/fd`; elsewhere
+  psutil, where any open handle counts). A writer that pauses with the file open is waited for;
+- the complete file becomes an object version of its own (an immutable snapshot in the local versioned
+  landing bucket), and the run reads exactly that version. A later complete rewrite of the same name is
+  a new version and a new run; the same bytes again are the same version (no new run);
 - exactly once across restarts: every file handled is recorded in `<home>/state/watch/processed.json`
   (key -> size, mtime, run id), and the run itself has the deterministic execution name (a second
   start of the same object is a no-op); on start-up the folder is scanned, so files that arrived while
@@ -14,8 +19,10 @@ filesystem event (network drives, editors that rename) costs latency, never a fi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lakehouse.adapters.local import LocalObjectStore
+from lakehouse.errors import ObjectChangedError
 from lakehouse.local.executor import LocalPipeline, RunRecord
+from lakehouse.ports import ObjectInfo
 
 _PARTIAL_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".swp", ".download", "~")
 
@@ -32,6 +42,54 @@ def is_partial_name(name: str) -> bool:
     """Names writers use while a file is incomplete (and hidden files): never a landed object."""
     lower = name.lower()
     return lower.startswith((".", "~$", "_tmp")) or lower.endswith(_PARTIAL_SUFFIXES)
+
+
+def _writers_linux(paths: set[str]) -> set[str]:
+    """Which of `paths` some process has open for writing (O_WRONLY or O_RDWR), from /proc."""
+    busy: set[str] = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue  # gone, or not ours to see
+        for fd in fds:
+            try:
+                target = os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            if target not in paths:
+                continue
+            with contextlib.suppress(OSError, ValueError, StopIteration):
+                with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                    flags = next(line for line in info if line.startswith("flags:"))
+                if int(flags.split()[1], 8) & 0o3:  # the access mode: write-only or read-write
+                    busy.add(target)
+    return busy
+
+
+def _writers_psutil(paths: set[str]) -> set[str]:
+    """Elsewhere: any process holding one of `paths` open (psutil reports no access mode there)."""
+    try:
+        import psutil
+    except ImportError:
+        return set()  # without psutil only size stability is checked (use rename-into-place)
+    busy: set[str] = set()
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            busy.update(f.path for f in proc.open_files() if f.path in paths)
+    return busy
+
+
+def open_for_writing(paths: set[str]) -> set[str]:
+    """The files (absolute real paths) among `paths` that a process still has open for writing."""
+    if not paths:
+        return set()
+    if sys.platform.startswith("linux") and os.path.isdir("/proc/self/fd"):
+        return _writers_linux(paths)
+    return _writers_psutil(paths)
 
 
 @dataclass
@@ -56,8 +114,10 @@ class ProcessedSet:
         entry = self.entries.get(key)
         return entry is not None and entry.get("size") == size and entry.get("mtime_ns") == mtime_ns
 
-    def add(self, key: str, size: int, mtime_ns: int, run_id: str | None) -> None:
-        self.entries[key] = {"size": size, "mtime_ns": mtime_ns, "run_id": run_id}
+    def add(
+        self, key: str, size: int, mtime_ns: int, run_id: str | None, version_id: str | None = None
+    ) -> None:
+        self.entries[key] = {"size": size, "mtime_ns": mtime_ns, "run_id": run_id, "version_id": version_id}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.entries, indent=1, sort_keys=True))
@@ -85,6 +145,7 @@ class LandingWatcher:
         self._stop = threading.Event()
         # key -> (size, mtime_ns, first time this exact size/mtime was seen)
         self._candidates: dict[str, tuple[int, int, float]] = {}
+        self._waiting: set[tuple[str, int, int]] = set()  # reported once per (key, size, mtime)
 
     def stop(self) -> None:
         self._stop.set()
@@ -120,7 +181,19 @@ class LandingWatcher:
                     ready.append((key, stat.st_size, stat.st_mtime_ns))
         for gone in set(self._candidates) - present:
             del self._candidates[gone]
-        return ready
+        return self._closed(ready)
+
+    def _closed(self, stable: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+        """The stable files no process still holds open for writing (a pausing writer is waited for)."""
+        if not stable:
+            return stable
+        real = {key: os.path.realpath(self.root / key) for key, _, _ in stable}
+        busy = open_for_writing(set(real.values()))
+        for key, size, mtime_ns in stable:
+            if real[key] in busy and (key, size, mtime_ns) not in self._waiting:
+                self._waiting.add((key, size, mtime_ns))
+                self.on_event("waiting", {"key": key, "reason": "a process has the file open for writing"})
+        return [item for item in stable if real[item[0]] not in busy]
 
     def _observer(self) -> Any:
         """A watchdog observer that wakes the loop on any change (None if watchdog cannot run here)."""
@@ -187,12 +260,24 @@ class LandingWatcher:
         return stats
 
     def _submit(self, key: str, size: int, mtime_ns: int, stats: WatchStats) -> None:
+        landing = self.pipeline.rt.settings.landing_bucket
         try:
-            started = self.pipeline.submit(key)
+            # The complete file becomes a version of its own; the run reads exactly that version.
+            objects = self.pipeline.rt.adapters.objects
+            info: ObjectInfo = (
+                objects.snapshot(landing, key)
+                if isinstance(objects, LocalObjectStore)
+                else objects.head(landing, key)
+            )
+        except (ObjectChangedError, FileNotFoundError):
+            self._candidates.pop(key, None)  # it changed while we read it: wait until it is complete again
+            return
+        try:
+            started = self.pipeline.submit(key, info=info)
         except Exception as exc:  # one unreadable file must not stop the watcher
             self.on_event("error", {"key": key, "error": f"{type(exc).__name__}: {exc}"})
             stats.skipped.append(key)
-            self.processed.add(key, size, mtime_ns, None)
+            self.processed.add(key, size, mtime_ns, None, info.version_id)
             return
         run_id = started["run_id"] if started else None
         if started is None:
@@ -202,8 +287,8 @@ class LandingWatcher:
             self.on_event("duplicate", {"key": key, "run_id": run_id})
             stats.skipped.append(key)
         else:
-            self.on_event("queued", {"key": key, "run_id": run_id})
-        self.processed.add(key, size, mtime_ns, run_id)
+            self.on_event("queued", {"key": key, "run_id": run_id, "version_id": info.version_id})
+        self.processed.add(key, size, mtime_ns, run_id, info.version_id)
         self._candidates.pop(key, None)
 
     def _drain(self, stats: WatchStats, max_runs: int | None) -> None:

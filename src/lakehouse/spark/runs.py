@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,30 @@ def write_text(spark: SparkSession, uri: str, text: str) -> None:
         stream.write(bytearray(text.encode("utf-8")))
     finally:
         stream.close()
+
+
+def stage_pinned_source(state: dict[str, Any], lake_bucket: str | None, store: Any = None) -> str | None:
+    """Copy exactly the run's object version to `s3://<lake>/runs/<run_id>/source/<name>`; its URI.
+
+    Spark reads paths (s3a/EMRFS) and cannot pin a version, and a file overwritten while the executors
+    read it would mix two versions. So the Glue job reads a copy that only this run writes: a server-side
+    CopyObject of the event's `VersionId` (or with `CopySourceIfMatch` on its ETag in an unversioned
+    bucket). A version that is gone or changed raises ObjectChangedError before anything is read.
+    None if the run names no version or ETag (nothing to pin) or there is no lake bucket to stage in.
+    """
+    version_id = str(state.get("version_id") or "") or None
+    etag = str(state.get("etag") or "").strip('"') or None
+    if not lake_bucket or not (version_id or etag):
+        return None
+    if store is None:
+        from lakehouse.adapters.aws import S3ObjectStore
+
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        store = S3ObjectStore(region, endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3"))
+    name = posixpath.basename(str(state["key"])) or "object"
+    staged_key = f"runs/{state['run_id']}/source/{name}"
+    store.copy(str(state["bucket"]), str(state["key"]), lake_bucket, staged_key, version_id, etag)
+    return str(store.uri(lake_bucket, staged_key))
 
 
 def ingest_run(
@@ -80,6 +106,8 @@ def ingest_run(
     )
     if not table_uri:
         raise ContractError("run input lacks inspection.table_uri (and no lake bucket was given)")
+    staged = stage_pinned_source(state, lake_bucket) if source_uri is None else None
+    source_uri = source_uri or staged
     meta = RunMeta(source_uri=s3_uri, source_version=version, ingested_at=started_at(state), run_id=run_id)
     result = ingest_object(
         spark,
@@ -94,4 +122,16 @@ def ingest_run(
     )
     result["rejects_uri"] = result.pop("rejects_path")
     write_text(spark, result_uri, json.dumps(result, sort_keys=True))
+    if staged:
+        _drop_staged(spark, staged)
     return result
+
+
+def _drop_staged(spark: SparkSession, uri: str) -> None:
+    """Best effort: the staged copy has served (the lake's `runs/` lifecycle rule expires it anyway)."""
+    try:
+        jvm = _jvm(spark)
+        hpath = jvm.org.apache.hadoop.fs.Path(uri)
+        hpath.getFileSystem(spark._jsc.hadoopConfiguration()).delete(hpath, False)
+    except Exception:  # a leftover copy is harmless
+        pass

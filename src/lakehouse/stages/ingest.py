@@ -17,7 +17,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from lakehouse.engine.formats import SAMPLE_BYTES, detect
-from lakehouse.errors import InvalidInputError
+from lakehouse.errors import InvalidInputError, ObjectChangedError
 from lakehouse.events import app_id_for
 from lakehouse.sql.checks import athena_table, compile_checks, evaluate, metrics_from_athena
 from lakehouse.sql.compiler import RunMeta
@@ -72,13 +72,14 @@ def inspect_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         )
     objects = rt.adapters.objects
     try:
-        info = objects.head(run.bucket, run.key)
+        # Pinned to the event's version (or ETag): an overwrite since the event is ObjectChangedError.
+        info = objects.head(run.bucket, run.key, **run.pins())
     except FileNotFoundError as exc:
         raise InvalidInputError(
             f"s3://{run.bucket}/{run.key}: the object no longer exists "
             "(deleted or overwritten before its run started); nothing to ingest"
         ) from exc
-    head = objects.read_bytes(run.bucket, run.key, SAMPLE_BYTES)
+    head = objects.read_bytes(run.bucket, run.key, SAMPLE_BYTES, **run.pins())
     # The head holds the whole of a small file; for a large one the engine's reader checks the footer.
     tail = head[-4:] if info.size <= len(head) else None
     detected = detect(head, tail, info.size, f"s3://{run.bucket}/{run.key}")
@@ -117,7 +118,9 @@ def commit_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     contract = rt.contract(run.dataset)
     work = Path(tempfile.mkdtemp(prefix=f"{run.run_id[:40]}-"))
     try:
-        local = rt.adapters.objects.download(run.bucket, run.key, work / PurePosixPath(run.key).name)
+        local = rt.adapters.objects.download(
+            run.bucket, run.key, work / PurePosixPath(run.key).name, **run.pins()
+        )
         meta = RunMeta(
             source_uri=f"s3://{run.bucket}/{run.key}",
             source_version=run.source_version,
@@ -260,6 +263,20 @@ def rollback_table(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _quarantine_copy(rt: Runtime, run: RunState, dest_key: str) -> str:
+    """Copy exactly the run's object version aside; never other bytes (a newer version has its own run)."""
+    objects = rt.adapters.objects
+    if not (run.bucket and run.key):
+        return "not copied: the run names no object"
+    try:
+        objects.copy(run.bucket, run.key, rt.settings.quarantine_bucket, dest_key, **run.pins())
+    except ObjectChangedError as exc:
+        return f"not copied: {exc}"
+    except FileNotFoundError:
+        return "not copied: the object no longer exists"
+    return "copied"
+
+
 def quarantine_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     """`Quarantine`: copy the raw object aside with a machine-readable reason. The original stays."""
     run = RunState.parse(event)
@@ -285,8 +302,7 @@ def quarantine_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     }
     objects = rt.adapters.objects
     bucket = rt.settings.quarantine_bucket
-    if run.bucket and run.key and objects.exists(run.bucket, run.key):
-        objects.copy(run.bucket, run.key, bucket, f"{prefix}/{name}")
+    reason["object"] = _quarantine_copy(rt, run, f"{prefix}/{name}")
     objects.put_bytes(
         bucket, f"{prefix}/{name}.reason.json", json.dumps(reason, indent=2, default=str).encode()
     )

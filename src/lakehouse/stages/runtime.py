@@ -90,6 +90,23 @@ class RunState:
         return str(self.raw.get("key", ""))
 
     @property
+    def version_id(self) -> str | None:
+        """The object version the run was started for (versioned buckets)."""
+        return str(self.raw.get("version_id") or "") or None
+
+    @property
+    def etag(self) -> str | None:
+        """The ETag the event named: what an unversioned bucket's read is pinned to."""
+        return str(self.raw.get("etag") or "").strip('"') or None
+
+    def pins(self) -> dict[str, str | None]:
+        """`version_id`/`etag` arguments that pin every read to the event's object version: the version
+        id where the bucket is versioned (a version's bytes never change), else the ETag."""
+        if self.version_id:
+            return {"version_id": self.version_id, "etag": None}
+        return {"version_id": None, "etag": self.etag}
+
+    @property
     def source_version(self) -> str:
         return str(self.raw.get("version_id") or self.raw.get("sequencer") or self.raw.get("etag") or "")
 
