@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lakehouse import tables
+from lakehouse import tables, workdirs
 from lakehouse.adapters.local import file_lock
 from lakehouse.local.athena import LocalAthena, QueryError
 from lakehouse.local.jobs import LocalJobs, SparkMissing, cancellable_spark_jobs, spark_status
@@ -105,6 +105,9 @@ class LocalPipeline:
                 raise SparkMissing(f"local Spark is unavailable: {detail}")
             self.use_spark = ok
         self.home.mkdir(parents=True, exist_ok=True)
+        # What a crashed run left: work folders of dead processes, half-written temp objects.
+        workdirs.sweep()
+        workdirs.sweep_tmp_files(self.home / "buckets", self.home / "state")
         self.queue = LocalQueue(self.home)
         with environment(self.base_env()):
             self.rt: Runtime = get_runtime()
