@@ -10,16 +10,19 @@ reused across tasks like warm Lambda containers.
 When a state times out, moto's interpreter calls `TaskSlot.cancel` (see `local/sfn.py`): the worker
 running that state's handler is killed with SIGKILL, so the kernel drops every file lock it held and
 nothing of it keeps writing; the next task gets a fresh worker. A worker also dies when the executor
-process dies (it watches a pipe only the executor holds), so a killed `lakehouse run` leaves no handler
-behind.
+process dies (on Linux by the kernel's parent-death signal, elsewhere by a thread watching a pipe only
+the executor holds), so a killed `lakehouse run` leaves no handler writing behind it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import multiprocessing
 import os
+import signal
+import sys
 import threading
 import traceback
 import warnings
@@ -44,6 +47,7 @@ PRELOAD = [
     "deltalake",
 ]
 MAX_IDLE_WORKERS = 2
+_PR_SET_PDEATHSIG = 1
 
 
 class TaskCancelledError(RuntimeError):
@@ -133,8 +137,33 @@ def _die_with_executor(lifeline: Connection) -> None:
     threading.Thread(target=watch, name="lifeline", daemon=True).start()
 
 
+def _die_with_fork_server() -> None:
+    """Linux: the kernel SIGKILLs this worker when its parent, the fork server, exits; the fork server
+    exits when the executor does, once no worker holds its "alive" pipe (so this one lets go of it).
+
+    Unlike the lifeline thread, this needs no Python thread to run (a handler in native code may hold
+    the GIL), so a SIGKILLed executor takes its workers with it at once.
+    """
+    if sys.platform != "linux":
+        return
+    from multiprocessing import forkserver
+
+    server: Any = getattr(forkserver, "_forkserver", None)
+    alive = getattr(server, "_forkserver_alive_fd", None)
+    if isinstance(alive, int):
+        with contextlib.suppress(OSError):
+            os.close(alive)
+        server._forkserver_alive_fd = None
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the prctl
+        os._exit(70)
+
+
 def _serve(conn: Connection, lifeline: Connection) -> None:
     """The worker's loop: one request at a time, until the executor closes the pipe."""
+    _die_with_fork_server()
     _die_with_executor(lifeline)
     os.dup2(2, 1)  # handlers print (Powertools logs to stdout): that must not reach the CLI's stdout
     while True:
