@@ -27,6 +27,7 @@ import threading
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from multiprocessing import spawn
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -203,6 +204,30 @@ def invoke_function(spec: Any, event: dict[str, Any], context: Any) -> Any:
     return handler_of(spec)(event, context)
 
 
+_START_LOCK = threading.Lock()
+
+
+def _start_without_main(process: Any) -> None:
+    """`process.start()`, minus multiprocessing's re-import of `__main__` in the child.
+
+    spawn/forkserver children run the parent's main script again as `__mp_main__` (or import its
+    module); for a CLI or a test runner that is wasted time, and an unguarded script would run twice.
+    The worker's target lives in this module, so the child does not need `__main__`.
+    """
+    original = spawn.get_preparation_data
+
+    def without_main(name: str) -> dict[str, Any]:
+        data: dict[str, Any] = original(name)
+        return {k: v for k, v in data.items() if not k.startswith("init_main_from")}
+
+    with _START_LOCK:
+        spawn.get_preparation_data = without_main
+        try:
+            process.start()
+        finally:
+            spawn.get_preparation_data = original
+
+
 class _Worker:
     def __init__(self, ctx: Any) -> None:
         self.conn, child = ctx.Pipe()
@@ -210,7 +235,7 @@ class _Worker:
         self.process = ctx.Process(
             target=_serve, args=(child, lifeline), name="lakehouse-task-worker", daemon=True
         )
-        self.process.start()
+        _start_without_main(self.process)
         child.close()
         lifeline.close()
 
