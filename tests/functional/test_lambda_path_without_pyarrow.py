@@ -45,7 +45,7 @@ SCRIPT = textwrap.dedent(
     ]:
         key = f"{dataset}/{name}"
         rt.adapters.objects.put_bytes("landing", key, body.encode())
-        state = {"run_id": f"run-{name.replace('.', '-')}", "dataset": dataset, "bucket": "landing", "key": key,
+        state = {"run_id": f"run-{name[:-4]}", "dataset": dataset, "bucket": "landing", "key": key,
                  "version_id": None, "etag": name, "size": len(body)}
         state["inspection"] = inspect_object(rt, state)
         state["commit"] = commit_object(rt, state)

@@ -2,7 +2,7 @@
 
 | Task in the ASL                      | Locally                                                          |
 | ------------------------------------ | ---------------------------------------------------------------- |
-| Lambda (`${...FunctionArn}`)         | `functions/<fn>/app.py` handler in a worker process (local/worker.py) |
+| Lambda (`${...FunctionArn}`)         | `functions/<fn>/app.py` handler, in a worker process (local/worker) |
 | `glue:startJobRun.sync`              | `jobs/glue/ingest_large_object.py` on the shared local SparkSession |
 | `emr-serverless:startJobRun.sync`    | `jobs/emr/<entry>` on local Spark (DuckDB + deltalake if no Spark) |
 | `athena:startQueryExecution.sync`    | DuckDB over the local Delta tables (`athena_to_duckdb`)          |
