@@ -105,10 +105,13 @@ def cancellable_spark_jobs(use_spark: bool) -> Iterator[None]:
     Spark actions runs on until its next action.
     """
     slot = current_slot()
-    if slot is None or not use_spark:
+    context = None
+    if slot is not None and use_spark:
+        with contextlib.suppress(Exception):  # no session: the job itself reports it as a failed run
+            context = shared_spark().sparkContext
+    if slot is None or context is None:
         yield
         return
-    context = shared_spark().sparkContext
     group = f"lakehouse-{slot.state}-{uuid.uuid4().hex[:12]}"
     context.setJobGroup(group, f"local {slot.state}", interruptOnCancel=True)
     finished = threading.Event()
