@@ -215,3 +215,22 @@ def test_handler_errors_keep_their_class_name_through_the_worker(tmp_path: Path,
     (record,) = pipeline.drain()
     assert record.status == "QUARANTINED"
     assert record.data["error"]["error"] == "SchemaMismatchError", record.data["error"]
+
+
+def test_the_worker_pool_passes_environment_and_cwd_and_survives_a_crashed_worker() -> None:
+    from lakehouse.local.worker import RemoteTaskError, WorkerCrashedError
+
+    pool = WorkerPool()
+    try:
+        assert pool.call("os:getcwd", (), {}) == os.getcwd()
+        assert pool.call("os:getenv", ("LAKEHOUSE_TEST_VALUE",), {"LAKEHOUSE_TEST_VALUE": "42"}) == "42"
+        assert pool.call("os:getenv", ("LAKEHOUSE_TEST_VALUE",), {}) is None  # nothing leaks between calls
+        with pytest.raises(RemoteTaskError) as info:
+            pool.call("json:loads", ("{",), {})
+        assert info.value.error == "JSONDecodeError"
+        assert any("json" in line for line in info.value.remote_traceback)
+        with pytest.raises(WorkerCrashedError, match="died"):
+            pool.call("os:_exit", (3,), {})
+        assert pool.call("operator:add", (2, 3), {}) == 5  # a fresh worker took over
+    finally:
+        pool.close()

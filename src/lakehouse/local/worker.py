@@ -182,10 +182,10 @@ def _resolve(target: str) -> Callable[..., Any]:
 
 
 def _run(target: str, args: tuple[Any, ...], env: Mapping[str, str], cwd: str) -> tuple[Any, ...]:
-    os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
     try:
+        os.chdir(cwd)
         with warnings.catch_warnings():
             # Powertools warns when a handler published no metric; metrics are off locally anyway.
             warnings.simplefilter("ignore", UserWarning)
@@ -337,8 +337,10 @@ class WorkerPool:
         unregister = slot.on_cancel(worker.kill) if slot is not None else (lambda: None)
         try:
             reply = worker.request((target, args, {**os.environ, **env}, os.getcwd()))
-        except (EOFError, OSError) as exc:
+        except Exception as exc:
             worker.close()
+            if not isinstance(exc, EOFError | OSError):
+                raise  # e.g. arguments that cannot be pickled: the worker may be half-way through a message
             if slot is not None and slot.cancelled:
                 raise TaskCancelledError(
                     f"state {slot.state!r} timed out: its worker process {worker.pid} was killed"
