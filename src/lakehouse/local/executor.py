@@ -114,6 +114,9 @@ class LocalPipeline:
         self.athena = LocalAthena(self.rt)
         self.jobs = LocalJobs(self.rt, self.project.root, use_spark=self.use_spark)
         self.workers = shared_pool() if options.isolate_tasks else None
+
+    def prewarm(self) -> None:
+        """Start a task worker in the background (a run is coming); commands that only read never do."""
         if self.workers is not None:
             self.workers.prewarm()
 
@@ -251,6 +254,7 @@ class LocalPipeline:
     def state_machine(self, machine: str = INGEST_MACHINE) -> Iterator[LocalStateMachine]:
         # moto logs every Fail state and task failure at ERROR; the run record and report carry them.
         logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
+        self.prewarm()
         definition = (
             self.project.ingest_definition()
             if machine == INGEST_MACHINE
@@ -387,6 +391,7 @@ class LocalPipeline:
     def land_file(self, path: Path, dataset: str | None = None) -> str:
         """Copy a file into the landing bucket at `<landing_prefix><file name>`; return the key."""
         name = self.dataset_for_file(path, dataset)
+        self.prewarm()
         key = self.rt.contract(name).landing_prefix + path.name
         self.rt.adapters.objects.put_file(self.rt.settings.landing_bucket, key, path)
         return key
@@ -396,6 +401,7 @@ class LocalPipeline:
         from lakehouse.events import ObjectCreated
         from lakehouse.stages.start import default_starter, start_run
 
+        self.prewarm()
         bucket = bucket or self.rt.settings.landing_bucket
         info = self.rt.adapters.objects.head(bucket, key)
         obj = ObjectCreated(
