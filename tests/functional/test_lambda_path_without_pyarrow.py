@@ -45,7 +45,7 @@ SCRIPT = textwrap.dedent(
     ]:
         key = f"{dataset}/{name}"
         landed = rt.adapters.objects.put_bytes("landing", key, body.encode())
-        state = {"run_id": f"run-{name}", "dataset": dataset, "bucket": "landing", "key": key,
+        state = {"run_id": f"run-{name[:-4]}", "dataset": dataset, "bucket": "landing", "key": key,
                  "version_id": landed.version_id, "etag": landed.etag, "size": len(body)}
         state["inspection"] = inspect_object(rt, state)
         state["commit"] = commit_object(rt, state)

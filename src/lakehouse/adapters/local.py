@@ -37,9 +37,11 @@ from urllib.parse import quote
 from lakehouse.adapters import columns_changed, delta_table_input
 from lakehouse.errors import LeaseHeldError, ObjectChangedError
 from lakehouse.ports import Lease, ObjectInfo
+from lakehouse.workdirs import TMP_PREFIX as _TMP_PREFIX
+from lakehouse.workdirs import is_stale_tmp, tmp_sibling
 
-# Temp files carry this prefix so listings can skip a write that is still in flight.
-_TMP_PREFIX = ".lakehouse-tmp-"
+# Temp files (`.lakehouse-tmp-<pid>-<hex>`) are skipped by listings, which also remove those a crashed
+# writer left (lakehouse.workdirs.is_stale_tmp).
 _CHUNK = 1 << 20
 _SAFE_VERSION = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _FICLONE = 0x40049409  # Linux ioctl: share the extents of another file (copy-on-write)
@@ -57,7 +59,7 @@ def _safe_name(name: str) -> str:
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so readers see either the old or the new content, never a torn file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+    tmp = tmp_sibling(path.parent)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -256,7 +258,7 @@ class LocalObjectStore:
                 index["versions"][version_id] = {"etag": etag, "size": size, "created": _utc_iso()}
             if source_signature is None and (not same or self._current(bucket, key, index) is None):
                 visible.parent.mkdir(parents=True, exist_ok=True)
-                tmp = visible.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+                tmp = tmp_sibling(visible.parent)
                 _clone_or_copy(vdir / version_id, tmp)
                 os.chmod(tmp, 0o644)
                 os.replace(tmp, visible)
@@ -267,7 +269,7 @@ class LocalObjectStore:
     def _put_version(self, bucket: str, key: str, fill: Callable[[Path], str]) -> ObjectInfo:
         vdir = self._vdir(bucket, key)
         vdir.mkdir(parents=True, exist_ok=True)
-        tmp = vdir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        tmp = tmp_sibling(vdir)
         try:
             etag = fill(tmp)
             return self._commit_version(bucket, key, tmp, etag)
@@ -289,7 +291,7 @@ class LocalObjectStore:
             return self.head(bucket, key, str(current["version_id"]))
         vdir = self._vdir(bucket, key)
         vdir.mkdir(parents=True, exist_ok=True)
-        tmp = vdir / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        tmp = tmp_sibling(vdir)
         try:
             before = _signature(visible)
             if before is None:
@@ -369,7 +371,7 @@ class LocalObjectStore:
         src, info = self._resolve(bucket, key, version_id, etag)
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        tmp = tmp_sibling(dest.parent)
         try:
             if info is not None:
                 _link_or_copy(src, tmp)  # an immutable, read-only snapshot: no copy needed
@@ -429,7 +431,7 @@ class LocalObjectStore:
             return self._put_version(bucket, key, lambda tmp: _copy_hashing(src, tmp))
         dest = self._path(bucket, key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        tmp = tmp_sibling(dest.parent)
         try:
             if etag is None:
                 etag = _copy_hashing(src, tmp)
@@ -485,6 +487,9 @@ class LocalObjectStore:
             rel_dir = os.path.relpath(dirpath, base)
             for name in files:
                 if name.startswith(_TMP_PREFIX):
+                    if is_stale_tmp(Path(dirpath) / name):
+                        with contextlib.suppress(OSError):
+                            os.unlink(os.path.join(dirpath, name))
                     continue
                 key = name if rel_dir == "." else f"{rel_dir.replace(os.sep, '/')}/{name}"
                 if key.startswith(prefix):
