@@ -7,7 +7,11 @@ from `ObjectStore.storage_options()`.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from deltalake import CommitProperties, DeltaTable
@@ -183,7 +187,9 @@ def maintain(
 
     Compaction runs first so the checkpoint covers its commit (readers then start from the compacted
     state). Vacuum deletes only files removed longer than the retention window ago, so concurrent readers
-    and rollbacks within the window still find their files. Lowering `retention_hours` below the table's
+    and rollbacks within the window still find their files, and files no commit references (left by a
+    crashed writer) once they are older than the window, so a commit in flight keeps its new files.
+    Lowering `retention_hours` below the table's
     `delta.deletedFileRetentionDuration` needs `enforce_retention_duration=False`.
     """
     dt = _require(uri, storage_options)
@@ -193,11 +199,15 @@ def maintain(
     dt.update_incremental()
     dt.create_checkpoint()
     checkpoint_version = dt.version()
+    # full: also the files no commit ever referenced (a crashed writer's), once older than the window,
+    # as Spark's VACUUM does; a commit still being written is younger than that, so it keeps its files.
     vacuumed = dt.vacuum(
         retention_hours=retention_hours,
         dry_run=False,
         enforce_retention_duration=enforce_retention_duration,
+        full=True,
     )
+    abandoned = _remove_abandoned_uploads(uri, retention_hours)
     dt.update_incremental()
     return {
         "uri": uri,
@@ -209,9 +219,33 @@ def maintain(
         # Vacuum commits (VACUUM START/END) land after the checkpoint, so version_after can be higher.
         "checkpoint_version": checkpoint_version,
         "vacuumed_files": len(vacuumed),
+        "abandoned_uploads": len(abandoned),
         # A sample, so the result stays small enough for Step Functions state (256 KB).
         "vacuumed_sample": sorted(vacuumed)[:20],
     }
+
+
+def _remove_abandoned_uploads(uri: str, retention_hours: int) -> list[str]:
+    """Local tables: remove `<file>#<n>` files older than the window, which delta-rs never lists.
+
+    delta-rs writes a local file as `<name>#<n>` and renames it when complete; a crash in between leaves
+    the `#` file, invisible to vacuum. S3 has no such files (an unfinished upload is not an object).
+    """
+    if "://" in uri and not uri.startswith("file://"):
+        return []
+    base = Path(uri.removeprefix("file://"))
+    cutoff = time.time() - retention_hours * 3600
+    removed = []
+    for dirpath, dirs, files in os.walk(base):
+        dirs[:] = [d for d in dirs if d != "_delta_log"]
+        for name in files:
+            head, sep, tail = name.rpartition("#")
+            path = Path(dirpath) / name
+            with contextlib.suppress(OSError):
+                if sep and head and tail.isdigit() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(str(path.relative_to(base)))
+    return removed
 
 
 def row_count(uri: str, storage_options: dict[str, str] | None = None) -> int:

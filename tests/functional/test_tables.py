@@ -210,3 +210,44 @@ def test_stale_writer_cannot_overwrite_a_commit(lake: Lake) -> None:
     write_deltalake(stale, relation, mode="append")
     assert tables.versions(lake.uri("race"), lake.options) == [0, 1, 2]
     assert _rows(lake.uri("race"), lake.options) == [(1,), (2,), (3,)]
+
+
+def test_maintain_removes_orphans_older_than_retention_only(tmp_home: Path) -> None:
+    """A crashed writer's files (never committed) go once older than the window, as in Delta VACUUM; a
+    commit still being written (files newer than the window) keeps its files; the rows stay the same."""
+    import os
+    import shutil
+    import time
+
+    store = LocalObjectStore(tmp_home)
+    lake = Lake(store, "lake", {})
+    _write(lake, "crashy", "select range::BIGINT id from range(5)", mode="error")
+    _write(lake, "crashy", "select 5::BIGINT id")
+    uri = lake.uri("crashy")
+    before = _rows(uri, {})
+    folder = Path(uri)
+    committed = sorted(folder.glob("*.parquet"))
+    week_and_a_day_ago = time.time() - 8 * 24 * 3600
+    for path in committed:  # committed files as old as the orphans: they must stay
+        os.utime(path, (week_and_a_day_ago, week_and_a_day_ago))
+    for name, old in [
+        ("part-00000-dead-old.snappy.parquet", True),
+        ("part-00000-in-flight.snappy.parquet", False),
+        ("part-00001-torn-old.snappy.parquet#1", True),
+        ("part-00001-torn-new.snappy.parquet#1", False),
+    ]:
+        shutil.copyfile(committed[0], folder / name)
+        if old:
+            os.utime(folder / name, (week_and_a_day_ago, week_and_a_day_ago))
+
+    result = tables.maintain(uri, storage_options={})
+
+    left = {p.name for p in folder.iterdir() if p.is_file()}
+    assert "part-00000-dead-old.snappy.parquet" not in left
+    assert "part-00001-torn-old.snappy.parquet#1" not in left
+    assert {"part-00000-in-flight.snappy.parquet", "part-00001-torn-new.snappy.parquet#1"} <= left
+    assert {p.name for p in committed} <= left  # replaced by compaction, but within the window
+    assert result["abandoned_uploads"] == 1
+    assert "part-00000-dead-old.snappy.parquet" in result["vacuumed_sample"]
+    assert _rows(uri, {}) == before
+    assert tables.row_count(uri) == 6

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -183,6 +184,45 @@ def test_invalid_yaml_names_the_line() -> None:
     message = error_of(BASE + "checks: [\n  - oops: : :\n")
     assert message.startswith("datasets/shop.yaml:")
     assert "not valid YAML" in message
+
+
+# The classic "billion laughs": nine levels of ten aliases, 10^9 strings once expanded, under 1 KB of YAML,
+# in a field the JSON Schema validates item by item.
+BILLION_LAUGHS = BASE.replace(
+    "primary_key: [id]\n", "primary_key:\n  - &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+) + "".join(
+    f"  - &{level} [" + ", ".join([f"*{prev}"] * 10) + "]\n"
+    for prev, level in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+def test_billion_laughs_is_refused_fast_with_file_and_line(tmp_path: Path) -> None:
+    """Nested aliases used to expand during JSON Schema validation: minutes and gigabytes."""
+    assert len(BILLION_LAUGHS.encode()) < 1400
+    path = tmp_path / "shop.yaml"
+    path.write_text(BILLION_LAUGHS)
+    started = time.perf_counter()
+    with pytest.raises(ContractError) as info:
+        load_contract(path)
+    assert time.perf_counter() - started < 1.0
+    message = str(info.value)
+    # &e holds ten *d, each 1,111 values: the first line over the bound.
+    line = BILLION_LAUGHS.splitlines().index("  - &e [" + ", ".join(["*d"] * 10) + "]") + 1
+    assert message.startswith(f"{path}:{line}: alias *d makes the contract expand to more than "), message
+
+
+def test_recursive_alias_is_refused() -> None:
+    message = error_of(BASE + "description: &loop [a, *loop]\n")
+    assert message.startswith("datasets/shop.yaml:9: alias *loop refers to its own anchor"), message
+
+
+def test_modest_aliases_still_load() -> None:
+    text = BASE.replace(
+        "  - {name: status, type: string}",
+        "  - &text {name: status, type: string}\n  - {<<: *text, name: note}",
+    )
+    contract = parse_contract(text, "datasets/shop.yaml")
+    assert [c.name for c in contract.columns] == ["id", "price", "status", "note"]
 
 
 def test_not_a_mapping() -> None:

@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,9 +32,11 @@ from urllib.parse import quote
 from lakehouse.adapters import columns_changed, delta_table_input
 from lakehouse.errors import LeaseHeldError
 from lakehouse.ports import Lease, ObjectInfo
+from lakehouse.workdirs import TMP_PREFIX as _TMP_PREFIX
+from lakehouse.workdirs import is_stale_tmp, tmp_sibling
 
-# Temp files carry this prefix so listings can skip a write that is still in flight.
-_TMP_PREFIX = ".lakehouse-tmp-"
+# Temp files (`.lakehouse-tmp-<pid>-<hex>`) are skipped by listings, which also remove those a crashed
+# writer left (lakehouse.workdirs.is_stale_tmp).
 
 
 def _utc_iso(ts: float | None = None) -> str:
@@ -50,7 +51,7 @@ def _safe_name(name: str) -> str:
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so readers see either the old or the new content, never a torn file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+    tmp = tmp_sibling(path.parent)
     try:
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -129,7 +130,7 @@ class LocalObjectStore:
             raise FileNotFoundError(f"no object {key!r} in bucket {bucket!r}")
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        tmp = tmp_sibling(dest.parent)
         shutil.copyfile(src, tmp)
         os.replace(tmp, dest)
         return dest
@@ -150,7 +151,7 @@ class LocalObjectStore:
     def put_file(self, bucket: str, key: str, src: Path) -> None:
         dest = self._path(bucket, key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        tmp = tmp_sibling(dest.parent)
         shutil.copyfile(src, tmp)
         os.replace(tmp, dest)
         self._put_meta(bucket, key, None)
@@ -169,7 +170,7 @@ class LocalObjectStore:
             raise FileNotFoundError(f"no object {src_key!r} in bucket {src_bucket!r}")
         dest = self._path(dst_bucket, dst_key)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.parent / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
+        tmp = tmp_sibling(dest.parent)
         shutil.copyfile(src, tmp)
         os.replace(tmp, dest)
         # Like CopyObject's default MetadataDirective=COPY: metadata travels with the object.
@@ -189,6 +190,9 @@ class LocalObjectStore:
             rel_dir = os.path.relpath(dirpath, base)
             for name in files:
                 if name.startswith(_TMP_PREFIX):
+                    if is_stale_tmp(Path(dirpath) / name):
+                        with contextlib.suppress(OSError):
+                            os.unlink(os.path.join(dirpath, name))
                     continue
                 key = name if rel_dir == "." else f"{rel_dir.replace(os.sep, '/')}/{name}"
                 if key.startswith(prefix):

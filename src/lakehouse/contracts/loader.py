@@ -17,6 +17,10 @@ from lakehouse.contracts.model import Contract
 from lakehouse.errors import ContractError
 
 SCHEMA_RESOURCE = "contract.schema.json"
+# A contract may use YAML anchors and aliases, but with every alias expanded it must stay under this
+# many values (scalars, mappings and sequences). A "billion laughs" document (nested aliases, 1.3 KB)
+# expands to 10^9 values: JSON Schema validation of it took minutes and gigabytes.
+MAX_EXPANDED_NODES = 20_000
 
 
 def contract_json_schema() -> dict[str, Any]:
@@ -59,9 +63,51 @@ def _field(path: Sequence[str | int]) -> str:
     return out or "(top level)"
 
 
+def _check_aliases(text: str, source: str) -> None:
+    """Refuse a document whose aliases expand beyond MAX_EXPANDED_NODES values, or refer to themselves.
+
+    Works on the event stream, so nothing is expanded: each anchor's size is known when its node ends,
+    and an alias adds that size to every collection that holds it.
+    """
+    sizes: dict[str, int] = {}
+    open_anchors: set[str] = set()
+    stack: list[list[Any]] = [[None, 0]]  # [anchor, expanded size so far] per open collection
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            line = event.start_mark.line + 1 if event.start_mark else 1
+            if event.anchor in open_anchors:
+                raise ContractError(
+                    f"{source}:{line}: alias *{event.anchor} refers to its own anchor (a recursive value); "
+                    "write the value out"
+                )
+            stack[-1][1] += sizes.get(str(event.anchor), 1)
+            total = sum(size for _, size in stack)
+            if total > MAX_EXPANDED_NODES:
+                raise ContractError(
+                    f"{source}:{line}: alias *{event.anchor} makes the contract expand to more than "
+                    f"{MAX_EXPANDED_NODES:,} values (nested YAML aliases, a 'billion laughs' document?); "
+                    "write the values out or use fewer aliases"
+                )
+        elif isinstance(event, yaml.ScalarEvent):
+            stack[-1][1] += 1
+            if event.anchor:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            stack.append([event.anchor, 1])
+            if event.anchor:
+                open_anchors.add(event.anchor)
+        elif isinstance(event, yaml.CollectionEndEvent) and len(stack) > 1:
+            anchor, size = stack.pop()
+            stack[-1][1] += size
+            if anchor:
+                sizes[anchor] = size
+                open_anchors.discard(anchor)
+
+
 def parse_contract(text: str, source: str = "<contract>") -> Contract:
     """Parse and validate one contract's YAML text."""
     try:
+        _check_aliases(text, source)
         root = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

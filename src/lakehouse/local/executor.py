@@ -30,14 +30,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lakehouse import tables
+from lakehouse import tables, workdirs
 from lakehouse.adapters.local import file_lock
 from lakehouse.local.athena import LocalAthena, QueryError
 from lakehouse.local.faults import CrashInjector
-from lakehouse.local.jobs import LocalJobs, SparkMissing, spark_status
+from lakehouse.local.jobs import LocalJobs, SparkMissing, cancellable_spark_jobs, spark_status
 from lakehouse.local.project import ACCOUNT_ID, REGION, Project, environment, handler_of
 from lakehouse.local.sfn import ExecutionResult, LocalLambdaContext, LocalStateMachine, TaskFailed
 from lakehouse.local.starter import LocalQueue, QueuedRun
+from lakehouse.local.worker import shared_pool
 from lakehouse.settings import Settings
 from lakehouse.stages.runtime import Runtime, get_runtime
 
@@ -64,6 +65,9 @@ class LocalOptions:
     log_level: str = "WARNING"
     reports: bool = True
     execution_timeout_s: float = 3600.0
+    # Lambda handlers and Spark-free jobs run in worker processes that a timed-out state kills
+    # (local/worker.py); False runs them in this process (a debugger can step into them).
+    isolate_tasks: bool = True
 
 
 @dataclass
@@ -102,11 +106,17 @@ class LocalPipeline:
                 raise SparkMissing(f"local Spark is unavailable: {detail}")
             self.use_spark = ok
         self.home.mkdir(parents=True, exist_ok=True)
+        # What a crashed run left: work folders of dead processes, half-written temp objects.
+        workdirs.sweep()
+        workdirs.sweep_tmp_files(self.home / "buckets", self.home / "state")
         self.queue = LocalQueue(self.home)
         with environment(self.base_env()):
             self.rt: Runtime = get_runtime()
         self.athena = LocalAthena(self.rt)
         self.jobs = LocalJobs(self.rt, self.project.root, use_spark=self.use_spark)
+        self.workers = shared_pool() if options.isolate_tasks else None
+        if self.workers is not None:
+            self.workers.prewarm()
 
     # -- environment -------------------------------------------------------------------------------
 
@@ -162,6 +172,14 @@ class LocalPipeline:
         spec = self.project.function(logical_id)
         env = self.function_env(logical_id)
 
+        workers = self.workers
+        if workers is not None:
+
+            def call_in_worker(event: dict[str, Any], context: Any) -> Any:
+                return workers.call("lakehouse.local.worker:invoke_function", (spec, event, context), env)
+
+            return call_in_worker
+
         def call(event: dict[str, Any], context: Any) -> Any:
             with environment(env), contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
                 # Powertools warns when a handler published no metric; metrics are off locally anyway.
@@ -174,11 +192,15 @@ class LocalPipeline:
         env = self.base_env()
 
         def glue(_key: str, params: dict[str, Any]) -> Any:
-            with environment(env):
+            with environment(env), cancellable_spark_jobs(self.use_spark):
                 return self.jobs.glue_start_job_run(params)
 
         def emr(_key: str, params: dict[str, Any]) -> Any:
-            with environment(env):
+            if self.workers is not None and not self.use_spark:
+                # DuckDB + delta-rs: no JVM needed, so it runs (and is killed on timeout) in a worker.
+                args = (str(self.project.root), params)
+                return self.workers.call("lakehouse.local.jobs:emr_job_without_spark", args, env)
+            with environment(env), cancellable_spark_jobs(self.use_spark):
                 return self.jobs.emr_start_job_run(params)
 
         def athena_start(_key: str, params: dict[str, Any]) -> Any:

@@ -12,6 +12,7 @@ Spark SQL is transpiled by sqlglot (spark -> duckdb) and written with deltalake.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import json
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from types import ModuleType
@@ -29,6 +30,7 @@ from typing import Any
 from lakehouse import tables
 from lakehouse.errors import InvalidInputError
 from lakehouse.local.sfn import TaskFailed
+from lakehouse.local.worker import current_slot
 from lakehouse.sql.compiler import RunMeta
 from lakehouse.stages.runtime import RunState, Runtime, started_at
 
@@ -86,6 +88,50 @@ def _local_jvm_conf() -> dict[str, str]:
     except ImportError:
         base = ""
     return {"spark.driver.extraJavaOptions": f"{base} -XX:TieredStopAtLevel=1".strip()}
+
+
+# How long a timed-out Spark state waits for its cancelled job to return, so Rollback sees any commit.
+SPARK_CANCEL_GRACE_S = 60.0
+
+
+@contextlib.contextmanager
+def cancellable_spark_jobs(use_spark: bool) -> Iterator[None]:
+    """Run a Glue/EMR job so that its state's timeout cancels it.
+
+    Spark jobs share this process's SparkSession, so they cannot be killed like a worker. The job's
+    Spark actions run in a job group of their own; a timeout cancels the group (`cancelJobGroup`, with
+    `interruptOnCancel`), then waits up to SPARK_CANCEL_GRACE_S for the job's thread to return, so that
+    a Delta commit already under way in the JVM lands before Rollback looks for it. Python code between
+    Spark actions runs on until its next action.
+    """
+    slot = current_slot()
+    if slot is None or not use_spark:
+        yield
+        return
+    context = shared_spark().sparkContext
+    group = f"lakehouse-{slot.state}-{uuid.uuid4().hex[:12]}"
+    context.setJobGroup(group, f"local {slot.state}", interruptOnCancel=True)
+    finished = threading.Event()
+
+    def cancel() -> None:
+        context.cancelJobGroup(group)
+        finished.wait(SPARK_CANCEL_GRACE_S)
+
+    unregister = slot.on_cancel(cancel)
+    try:
+        yield
+    finally:
+        unregister()
+        finished.set()
+        with contextlib.suppress(Exception):
+            context.setLocalProperty("spark.jobGroup.id", None)
+
+
+def emr_job_without_spark(project_root: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Worker target (local/worker.py): an EMR job run on DuckDB + delta-rs, in the worker's runtime."""
+    from lakehouse.stages.runtime import get_runtime
+
+    return LocalJobs(get_runtime(), Path(project_root), use_spark=False).emr_start_job_run(parameters)
 
 
 def warm_spark() -> threading.Thread:

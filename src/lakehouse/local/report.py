@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from lakehouse import identifiers
+
 NODE_W = 190
 NODE_H = 44
 GAP_X = 26
@@ -298,7 +300,7 @@ def write_reports(
     """Write `<home>/reports/<run_id>.html` and refresh `index.html`; return the run's page."""
     folder = Path(home).resolve() / "reports"
     folder.mkdir(parents=True, exist_ok=True)
-    page = folder / f"{record['run_id']}.html"
+    page = folder / f"{identifiers.run_id(record['run_id'])}.html"
     page.write_text(render_run(record, definition), encoding="utf-8")
     others = [r for r in records if r.get("run_id") != record.get("run_id")]
     merged = sorted(

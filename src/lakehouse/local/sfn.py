@@ -236,7 +236,9 @@ class LocalStateMachine:
         ``"<service>:<action>[.sync]"`` as in the Resource after ``arn:aws:states:::``.
         ``moto_services`` lists services (e.g. ``{"sqs", "dynamodb"}``) whose unhandled tasks go to
         moto's own backends. ``time_scale`` multiplies Retry intervals, Wait states and .sync polling
-        (0.0 makes them instant).
+        (0.0 makes them instant); it does not shorten ``TimeoutSeconds``, because handlers work at real
+        speed. A state that times out cancels its `TaskSlot` (`local/worker.py`): the worker process
+        running its handler is killed.
         """
         self.definition = substitute(definition, substitutions or {})
         self.name = name
@@ -394,6 +396,8 @@ class LocalStateMachine:
 
         patch(mock.patch.object(service_cls, "_eval_execution", eval_execution))
 
+        self._install_timeouts(stack)
+
         if self.time_scale != 1.0:
             scaled = _ScaledTime(self.time_scale)
             patch(mock.patch.object(retrier_decl, "time", scaled))
@@ -406,6 +410,48 @@ class LocalStateMachine:
                     env.program_state_event.wait(remaining)
 
             patch(mock.patch.object(WaitFunction, "_wait_interval", wait_interval))
+
+    def _install_timeouts(self, stack: contextlib.ExitStack) -> None:
+        """A timed-out state stops its handler (moto only stops waiting for the thread that runs it).
+
+        moto evaluates a state in a new thread (`execute_state.Thread`) and raises EvalTimeoutError when
+        `TimeoutSeconds` pass. The thread is started with the state's `TaskSlot`, so the task it runs
+        registers what can be stopped (a worker process, a Spark job group); on timeout the slot is
+        cancelled before the error reaches Retry/Catch, so Rollback never runs next to the old handler.
+        """
+        from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import EvalTimeoutError
+        from moto.stepfunctions.parser.asl.component.state.exec import execute_state
+
+        from lakehouse.local.worker import TaskSlot, current_slot, in_slot
+
+        original_evaluate = execute_state.ExecutionState._evaluate_with_timeout
+        pending = threading.local()
+
+        def evaluate_with_timeout(state: Any, env: Any) -> None:
+            slot = TaskSlot(str(state.name))
+            pending.slot = slot
+            try:
+                original_evaluate(state, env)
+            except EvalTimeoutError:
+                slot.cancel()
+                raise
+            finally:
+                pending.slot = None
+
+        def thread(*, target: Callable[[], None], **kwargs: Any) -> threading.Thread:
+            slot = getattr(pending, "slot", None) or current_slot()
+
+            def run() -> None:
+                with in_slot(slot):
+                    target()
+
+            return threading.Thread(target=run, **kwargs)
+
+        patch = stack.enter_context
+        patch(
+            mock.patch.object(execute_state.ExecutionState, "_evaluate_with_timeout", evaluate_with_timeout)
+        )
+        patch(mock.patch.object(execute_state, "Thread", thread))
 
     # -- routing ---------------------------------------------------------------------------------
 
@@ -435,7 +481,8 @@ class LocalStateMachine:
                 {
                     "errorType": error,
                     "errorMessage": message,
-                    "stackTrace": traceback.format_exception(exc)[1:],
+                    "stackTrace": getattr(exc, "remote_traceback", None)
+                    or traceback.format_exception(exc)[1:],
                 }
             )
         return _json_bytes(result)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lakehouse import identifiers
 from lakehouse.adapters.local import file_lock
 from lakehouse.stages.runtime import Runtime
 
@@ -51,6 +52,7 @@ class LocalQueue:
 
     def put(self, name: str, payload: Mapping[str, Any], *, seen: bool) -> bool:
         """Queue `name` unless it is queued already or `seen` (the ledger knows it). True if queued."""
+        identifiers.run_id(name)  # it names a file here, and later keys and folders
         with self._locked():
             if seen or self._find(name) is not None:
                 return False

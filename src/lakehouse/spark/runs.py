@@ -8,6 +8,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from lakehouse import identifiers
 from lakehouse.commit_log import txn_version
 from lakehouse.contracts import ContractRegistry
 from lakehouse.errors import ContractError
@@ -63,6 +64,8 @@ def ingest_run(
         if not state.get(required):
             raise ContractError(f"run input lacks {required!r}")
     run_id, dataset, bucket, key = (str(state[k]) for k in ("run_id", "dataset", "bucket", "key"))
+    identifiers.run_id(run_id)  # both reach keys: runs/<run_id>/, rows/<dataset>/<run_id>/
+    identifiers.name(dataset)
     inspection = dict(state.get("inspection") or {})
     version = str(state.get("version_id") or state.get("sequencer") or state.get("etag") or "")
     contract = ContractRegistry.from_location(datasets_dir).get(dataset)

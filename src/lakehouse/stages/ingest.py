@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -22,6 +20,7 @@ from lakehouse.events import app_id_for
 from lakehouse.sql.checks import athena_table, compile_checks, evaluate, metrics_from_athena
 from lakehouse.sql.compiler import RunMeta
 from lakehouse.stages.runtime import RunState, Runtime, started_at
+from lakehouse.workdirs import run_workdir
 
 logger = Logger(child=True)
 
@@ -115,8 +114,7 @@ def commit_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     run = RunState.parse(event)
     inspection = run.section("inspection")
     contract = rt.contract(run.dataset)
-    work = Path(tempfile.mkdtemp(prefix=f"{run.run_id[:40]}-"))
-    try:
+    with run_workdir(run.run_id) as work:  # removed after; a crashed run's is swept by the next one
         local = rt.adapters.objects.download(run.bucket, run.key, work / PurePosixPath(run.key).name)
         meta = RunMeta(
             source_uri=f"s3://{run.bucket}/{run.key}",
@@ -148,8 +146,6 @@ def commit_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
             out["rejects_uri"] = rt.adapters.objects.uri(rt.settings.quarantine_bucket, key)
         _ledger(rt, run, status="DUPLICATE" if result.status == "duplicate" else "COMMITTED", commit=out)
         return out
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def read_job_result(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+from lakehouse import identifiers
 from lakehouse.adapters.factory import Adapters, build_adapters
 from lakehouse.contracts.loader import ContractRegistry
 from lakehouse.contracts.model import Contract
@@ -33,9 +34,11 @@ class Runtime:
         return self.contracts.get(dataset)
 
     def table_uri(self, dataset: str) -> str:
+        dataset = identifiers.name(dataset)
         return self.adapters.objects.uri(self.settings.lake_bucket, f"tables/{dataset}")
 
     def derived_uri(self, model: str) -> str:
+        model = identifiers.name(model, "model")
         return self.adapters.objects.uri(self.settings.lake_bucket, f"derived/{model}")
 
     @property
@@ -71,6 +74,9 @@ class RunState:
         for required in ("run_id", "dataset"):
             if not state.get(required):
                 raise ContractError(f"stage input lacks {required!r}")
+        # Both reach keys and paths (runs/<run_id>/, objects/<dataset>/<run_id>/, the work folder).
+        identifiers.run_id(state["run_id"])
+        identifiers.name(state["dataset"])
         return cls(dict(state))
 
     @property
