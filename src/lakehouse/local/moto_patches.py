@@ -9,8 +9,8 @@ sends every Lambda invocation to ``LambdaSimpleBackend``; boto3's ``create_state
 
 - ``LambdaSimpleBackend`` answers with queued static results (the ``moto-api`` ``set_lambda_simple_result``
   call), never with a handler's answer computed from the event;
-- ``MockConfigFile`` test cases (``<arn>#<TestCase>``) are read only by LocalStack's provider, which moto
-  does not use;
+- ``MockConfigFile`` test cases (``<arn>#<TestCase>``): moto's ``load_mock_test_case_for`` is a stub
+  that finds none (LocalStack reads ``SFN_MOCK_CONFIG`` there; moto does not);
 - service integrations other than moto's own backends, Retry/Wait/``.sync`` timing, error names and
   state timeouts are plain code inside the interpreter.
 
@@ -65,7 +65,7 @@ class UnsupportedMotoVersionError(MotoContractError):
 
 
 def moto_version() -> str:
-    """The installed moto's version (``moto.__version__`` of the distribution)."""
+    """The version of the installed moto distribution."""
     return metadata.version("moto")
 
 
@@ -181,20 +181,23 @@ class MotoContract:
     requires: tuple[Requirement, ...] = ()
     versions: VersionRange = SUPPORTED
 
+    @property
+    def kind(self) -> str:
+        return "moto patch" if isinstance(self, MotoPatch) else "moto internal"
+
     def gate(self) -> None:
         """Raise `UnsupportedMotoVersionError` unless the installed moto is in `versions`."""
         found = moto_version()
         if found not in self.versions:
             raise UnsupportedMotoVersionError(
-                f"moto patch {self.name!r} ({self.target}) was checked against moto {self.versions}, "
+                f"{self.kind} {self.name!r} ({self.target}) was checked against moto {self.versions}, "
                 f"found moto {found}: run tests/unit/test_moto_patches.py, review the patch in "
                 "lakehouse.local.moto_patches, then widen its version range"
             )
 
     def problems(self) -> list[str]:
         """Every requirement (the target first) that does not hold on the installed moto."""
-        found = [p for r in (exists(self.target), *self.requires) if (p := r.problem()) is not None]
-        return found
+        return [p for r in (exists(self.target), *self.requires) if (p := r.problem()) is not None]
 
     def verify(self) -> None:
         """The version gate, then every requirement; raise naming the patch and the broken internal."""
@@ -202,7 +205,7 @@ class MotoContract:
         broken = self.problems()
         if broken:
             raise MotoContractError(
-                f"moto patch {self.name!r} ({self.purpose}) relies on moto internals that changed in moto "
+                f"{self.kind} {self.name!r} ({self.purpose}) relies on moto internals that changed in moto "
                 f"{moto_version()}: " + "; ".join(broken)
             )
 
@@ -285,7 +288,7 @@ LAMBDA_INVOKE = MotoPatch(
             "headers",
             "response_headers",
         ),
-        source_has("moto.backends", '"awslambda_simple"'),
+        source_has("moto.awslambda.utils", "from moto.awslambda_simple.models import lambda_simple_backends"),
     ),
 )
 
@@ -407,7 +410,11 @@ ROUTE_SERVICE_TASKS = MotoPatch(
         params(f"{_SERVICE}.state_task_service:StateTaskService._eval_execution", "self", "env"),
         params(f"{_SERVICE}.state_task_service:StateTaskService._eval_service_task", *_SERVICE_TASK_PARAMS),
         source_has(f"{_SERVICE}.state_task_service:StateTaskService", "self._eval_service_task("),
-        source_has(f"{_CALLBACK}._after_eval_execution", "self._eval_integration_pattern(\n"),
+        source_matches(
+            f"{_CALLBACK}._after_eval_execution",
+            r"self\._eval_integration_pattern\(\s*env=env,",
+            "calls self._eval_integration_pattern with keyword arguments",
+        ),
         source_has(f"{_SERVICE}.resource:ServiceResource", "self.service_name ="),
         source_has(f"{_SERVICE}.resource:ServiceResource", "self.api_name ="),
         source_has(f"{_SERVICE}.resource:Resource", "self.resource_arn ="),
@@ -424,6 +431,7 @@ STATE_TIMEOUT = MotoPatch(
         params(f"{_EXECUTE_STATE}:ExecutionState._evaluate_with_timeout", "self", "env"),
         source_has(f"{_EXECUTE_STATE}:ExecutionState._evaluate_with_timeout", "raise EvalTimeoutError()"),
         is_(f"{_EXECUTE_STATE}:EvalTimeoutError", f"{_ASL}.common.timeouts.timeout:EvalTimeoutError"),
+        source_has(f"{_ASL}.state.state:CommonStateField", "self.name = state_props.name"),
     ),
 )
 
