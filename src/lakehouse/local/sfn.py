@@ -1,7 +1,7 @@
 """Run a real ASL definition in-process with moto's Step Functions interpreter.
 
-`LocalStateMachine` wraps ``moto.stepfunctions.parser`` (pinned: moto 5.2.5) and, while it is entered,
-patches a handful of private names so that:
+`LocalStateMachine` wraps ``moto.stepfunctions.parser`` (pinned: moto 5.2.5), started through moto's
+public config, and, while it is entered, patches private names so that:
 
 - Lambda tasks (plain function ARNs and ``lambda:invoke``) call in-process Python handlers;
 - other service integrations (``glue:startJobRun.sync``, ``athena:startQueryExecution.sync``,
@@ -11,15 +11,15 @@ patches a handful of private names so that:
   (LocalStack PR 13706), for services passed through to moto with ``moto_services``;
 - Retry intervals, Wait states and ``.sync`` polling can be sped up with ``time_scale``.
 
-Every patch is undone on exit. Only one `LocalStateMachine` may be entered at a time.
+Every patch goes through `lakehouse.local.moto_patches`: each is a named object that checks the moto
+version and the internals it relies on before it is installed (tests/unit/test_moto_patches.py checks
+them all). Every patch is undone on exit. Only one `LocalStateMachine` may be entered at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
-import textwrap
 import threading
 import time
 import traceback
@@ -27,9 +27,10 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import ModuleType, TracebackType
+from types import TracebackType
 from typing import Any
-from unittest import mock
+
+from lakehouse.local import moto_patches
 
 TaskHandler = Callable[[str, dict[str, Any]], Any]
 """A service-integration handler: ``(service_action, parameters) -> result``; raises on failure."""
@@ -181,25 +182,60 @@ def _task_states(states: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any
             yield from _task_states(processor.get("States", {}))
 
 
-def _fixed_eval_integration_pattern(callback_module: ModuleType) -> Callable[..., Any]:
-    """moto's ``_eval_integration_pattern`` with LocalStack PR 13706 applied.
+def _sync_without_callback(original: Callable[..., None]) -> Callable[..., None]:
+    """moto's ``_eval_integration_pattern``, fixed as in LocalStack PR 13706, without editing its source.
 
-    ``.sync`` on a service without ``.waitForTaskToken`` support (Glue) leaves ``callback_endpoint``
-    None, and the ``finally`` calls ``callback_endpoint.interrupt_all()`` on it.
+    A service without ``.waitForTaskToken`` support (Glue) has no callback endpoint, and moto's
+    ``finally`` calls ``callback_endpoint.interrupt_all()`` on None, replacing the ``.sync`` outcome with
+    an AttributeError. Without an endpoint (and without a heartbeat) the method reduces to: the timeout,
+    the sync resolver, ``_eval_sync``, push its outcome or raise its error; that is what runs here.
+    Everything else goes to moto's own method. `moto_patches.SYNC_WITHOUT_CALLBACK` pins the shape of
+    moto's method this mirrors.
     """
-    method = callback_module.StateTaskServiceCallback._eval_integration_pattern
-    source = textwrap.dedent(inspect.getsource(method))
-    buggy = "        callback_endpoint.interrupt_all()\n"
-    if source.count(buggy) != 1:
-        raise RuntimeError("moto changed StateTaskServiceCallback._eval_integration_pattern: review the fix")
-    source = source.replace(
-        buggy,
-        "        if callback_endpoint is not None:\n            callback_endpoint.interrupt_all()\n",
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
+        ResourceCondition,
     )
-    namespace: dict[str, Any] = {}
-    exec(compile(source, inspect.getsourcefile(method) or "<moto>", "exec"), vars(callback_module), namespace)
-    fixed: Callable[..., Any] = namespace["_eval_integration_pattern"]
-    return fixed
+
+    def eval_integration_pattern(
+        task: Any, env: Any, resource_runtime_part: Any, normalised_parameters: Any, state_credentials: Any
+    ) -> None:
+        arguments = {
+            "env": env,
+            "resource_runtime_part": resource_runtime_part,
+            "normalised_parameters": normalised_parameters,
+            "state_credentials": state_credentials,
+        }
+        condition = task.resource.condition
+        has_endpoint = ResourceCondition.WaitForTaskToken in task._supported_integration_patterns
+        if (
+            has_endpoint
+            or task.heartbeat
+            or condition not in (ResourceCondition.Sync, ResourceCondition.Sync2)
+        ):
+            original(task, **arguments)
+            return
+        task_output = env.stack.pop()
+        task.timeout.eval(env=env)
+        timeout_seconds = env.stack.pop()
+        env.stack.append(task_output)  # .sync resolvers read the task's output
+        if condition == ResourceCondition.Sync:
+            sync_resolver = task._build_sync_resolver(**arguments)
+        else:
+            sync_resolver = task._build_sync2_resolver(**arguments)
+        outcome = task._eval_sync(
+            env=env,
+            sync_resolver=sync_resolver,
+            timeout_seconds=timeout_seconds,
+            callback_endpoint=None,
+            heartbeat_endpoint=None,
+        )
+        env.stack.append(outcome)
+
+    return eval_integration_pattern
+
+
+def _no_warning(task: Any) -> None:
+    """Stands in for ``StateTaskServiceUnsupported._log_unsupported_warning``."""
 
 
 class _ScaledTime:
@@ -298,118 +334,111 @@ class LocalStateMachine:
         _ACTIVE_LOCK.release()
 
     def _install(self, stack: contextlib.ExitStack) -> None:
+        """Start moto through its public config, then install every patch from `moto_patches`."""
         from moto import mock_aws
-        from moto.awslambda_simple.models import LambdaSimpleBackend
-        from moto.core.config import default_user_config
-        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-        from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
-        from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
-        from moto.stepfunctions.parser.asl.component.state.exec.state_task import mock_eval_utils
-        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-            state_task_service,
-            state_task_service_callback,
-            state_task_service_unsupported,
-        )
-        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
-            ResourceCondition,
-        )
-        from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
-            WaitFunction,
-        )
-        from moto.stepfunctions.parser.backend.execution import Execution
-        from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
+        moto_patches.ensure_all()  # before the first patch: the checks read moto's own code
         config: Any = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
         # mock_aws does not restore its config when nested inside another mock_aws: restore it ourselves.
-        stack.enter_context(mock.patch.dict(default_user_config, config))
+        moto_patches.USER_CONFIG.apply(stack, lambda _original: config)
         stack.enter_context(mock_aws(config=config))
-        patch = stack.enter_context
+        self._install_lambda_and_test_cases(stack)
+        self._install_service_tasks(stack)
+        self._install_error_names(stack)
+        self._install_timeouts(stack)
+        if self.time_scale != 1.0:
+            self._install_time_scale(stack)
 
+    def _install_lambda_and_test_cases(self, stack: contextlib.ExitStack) -> None:
         # Lambda: every invocation lands in LambdaSimpleBackend.invoke when use_docker is False.
         def invoke(
             backend: Any, fn: str, qualifier: Any, body: Any, headers: Any, response_headers: Any
         ) -> bytes:
             return self._invoke_lambda(fn, body, response_headers)
 
-        patch(mock.patch.object(LambdaSimpleBackend, "invoke", invoke))
+        moto_patches.LAMBDA_INVOKE.apply(stack, lambda _original: invoke)
 
         # MockConfigFile test cases: "<arn or name>#<TestCase>".
-        original_start = StepFunctionsParserBackend.start_execution
+        def with_test_case(original_start: Callable[..., Any]) -> Callable[..., Any]:
+            def start_execution(
+                backend: Any,
+                arn: str,
+                name: Any = None,
+                execution_input: Any = None,
+                trace_header: Any = None,
+            ) -> Any:
+                arn, _, case = arn.partition("#")
+                if not arn.startswith("arn:"):
+                    arn = backend._revision_by_name(arn).arn if backend._revision_by_name(arn) else arn
+                test_case = None
+                if case:
+                    machine_name = backend.describe_state_machine(arn).name
+                    test_case = build_mock_test_case(self.mock_config or {}, machine_name, case)
+                self._pending_test_case.value = test_case
+                try:
+                    return original_start(backend, arn, name, execution_input, trace_header)
+                finally:
+                    self._pending_test_case.value = None
 
-        def start_execution(
-            backend: Any, arn: str, name: Any = None, execution_input: Any = None, trace_header: Any = None
-        ) -> Any:
-            arn, _, case = arn.partition("#")
-            if not arn.startswith("arn:"):
-                arn = backend._revision_by_name(arn).arn if backend._revision_by_name(arn) else arn
-            test_case = None
-            if case:
-                machine_name = backend.describe_state_machine(arn).name
-                test_case = build_mock_test_case(self.mock_config or {}, machine_name, case)
-            self._pending_test_case.value = test_case
-            try:
-                return original_start(backend, arn, name, execution_input, trace_header)
-            finally:
-                self._pending_test_case.value = None
+            return start_execution
 
-        original_worker = Execution._get_start_execution_worker
+        def worker_with_test_case(original_worker: Callable[[Any], Any]) -> Callable[[Any], Any]:
+            def get_start_execution_worker(execution: Any) -> Any:
+                worker = original_worker(execution)
+                test_case = getattr(self._pending_test_case, "value", None)
+                if test_case is not None:
+                    worker._mock_test_case = test_case
+                return worker
 
-        def get_start_execution_worker(execution: Any) -> Any:
-            worker = original_worker(execution)
-            test_case = getattr(self._pending_test_case, "value", None)
-            if test_case is not None:
-                worker._mock_test_case = test_case  # type: ignore[misc]
-            return worker
+            return get_start_execution_worker
 
-        patch(mock.patch.object(StepFunctionsParserBackend, "start_execution", start_execution))
-        patch(mock.patch.object(Execution, "_get_start_execution_worker", get_start_execution_worker))
+        moto_patches.START_EXECUTION.apply(stack, with_test_case)
+        moto_patches.EXECUTION_WORKER.apply(stack, worker_with_test_case)
+
+    def _install_service_tasks(self, stack: contextlib.ExitStack) -> None:
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
+            ResourceCondition,
+        )
 
         # athena / emr-serverless .sync are "unsupported" services that only allow .waitForTaskToken.
         patterns = {ResourceCondition.WaitForTaskToken, ResourceCondition.Sync, ResourceCondition.Sync2}
-        patch(mock.patch.object(state_task_service_unsupported, "_SUPPORTED_INTEGRATION_PATTERNS", patterns))
+        moto_patches.SYNC_PATTERNS.apply(stack, lambda _original: patterns)
         # It warns "Unsupported Optimised service integration" on every parse: not useful here.
-        unsupported_cls = state_task_service_unsupported.StateTaskServiceUnsupported
-        patch(mock.patch.object(unsupported_cls, "_log_unsupported_warning", return_value=None))
-        patch(
-            mock.patch.object(
-                state_task_service_callback.StateTaskServiceCallback,
-                "_eval_integration_pattern",
-                _fixed_eval_integration_pattern(state_task_service_callback),
-            )
-        )
-
-        # A States.* error leaving a Parallel branch or Map iteration is re-raised as CustomErrorName,
-        # which rejects the "States." prefix: the error became States.Runtime. Keep the name instead.
-        patch(mock.patch.object(branches_decl, "CustomErrorName", _error_name))
-        patch(mock.patch.object(iteration_worker, "CustomErrorName", _error_name))
-        # The same for a MockConfigFile Throw: `{"Error": "States.TaskFailed"}` (how a failed .sync job
-        # fails) would otherwise crash into States.Runtime instead of failing the task with that name.
-        patch(mock.patch.object(mock_eval_utils, "CustomErrorName", _error_name))
+        moto_patches.UNSUPPORTED_WARNING.apply(stack, lambda _original: _no_warning)
+        moto_patches.SYNC_WITHOUT_CALLBACK.apply(stack, _sync_without_callback)
 
         # Service integrations: route to service_handlers.
-        service_cls = state_task_service.StateTaskService
-        original_eval_execution = service_cls._eval_execution
+        def routed(original_eval_execution: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+            def eval_execution(task: Any, env: Any) -> None:
+                self._route_service_task(task, env)
+                original_eval_execution(task, env)
 
-        def eval_execution(task: Any, env: Any) -> None:
-            self._route_service_task(task, env)
-            original_eval_execution(task, env)
+            return eval_execution
 
-        patch(mock.patch.object(service_cls, "_eval_execution", eval_execution))
+        moto_patches.ROUTE_SERVICE_TASKS.apply(stack, routed)
 
-        self._install_timeouts(stack)
+    @staticmethod
+    def _install_error_names(stack: contextlib.ExitStack) -> None:
+        # A States.* error leaving a Parallel branch or Map iteration is re-raised as CustomErrorName,
+        # which rejects the "States." prefix: the error became States.Runtime. Keep the name instead.
+        moto_patches.PARALLEL_ERROR_NAME.apply(stack, lambda _original: _error_name)
+        moto_patches.MAP_ERROR_NAME.apply(stack, lambda _original: _error_name)
+        # The same for a MockConfigFile Throw: `{"Error": "States.TaskFailed"}` (how a failed .sync job
+        # fails) would otherwise crash into States.Runtime instead of failing the task with that name.
+        moto_patches.MOCK_THROW_ERROR_NAME.apply(stack, lambda _original: _error_name)
 
-        if self.time_scale != 1.0:
-            scaled = _ScaledTime(self.time_scale)
-            patch(mock.patch.object(retrier_decl, "time", scaled))
-            patch(mock.patch.object(state_task_service_callback, "time", scaled))
-            scale = self.time_scale
+    def _install_time_scale(self, stack: contextlib.ExitStack) -> None:
+        scaled = _ScaledTime(self.time_scale)
+        moto_patches.RETRY_TIME.apply(stack, lambda _original: scaled)
+        moto_patches.SYNC_POLL_TIME.apply(stack, lambda _original: scaled)
+        scale = self.time_scale
 
-            def wait_interval(wait_fn: Any, env: Any, wait_seconds: float) -> None:
-                deadline = time.monotonic() + max(0.0, wait_seconds * scale)
-                while env.is_running() and (remaining := deadline - time.monotonic()) > 0:
-                    env.program_state_event.wait(remaining)
+        def wait_interval(wait_fn: Any, env: Any, wait_seconds: float) -> None:
+            deadline = time.monotonic() + max(0.0, wait_seconds * scale)
+            while env.is_running() and (remaining := deadline - time.monotonic()) > 0:
+                env.program_state_event.wait(remaining)
 
-            patch(mock.patch.object(WaitFunction, "_wait_interval", wait_interval))
+        moto_patches.WAIT_INTERVAL.apply(stack, lambda _original: wait_interval)
 
     def _install_timeouts(self, stack: contextlib.ExitStack) -> None:
         """A timed-out state stops its handler (moto only stops waiting for the thread that runs it).
@@ -420,23 +449,24 @@ class LocalStateMachine:
         cancelled before the error reaches Retry/Catch, so Rollback never runs next to the old handler.
         """
         from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import EvalTimeoutError
-        from moto.stepfunctions.parser.asl.component.state.exec import execute_state
 
         from lakehouse.local.worker import TaskSlot, current_slot, in_slot
 
-        original_evaluate = execute_state.ExecutionState._evaluate_with_timeout
         pending = threading.local()
 
-        def evaluate_with_timeout(state: Any, env: Any) -> None:
-            slot = TaskSlot(str(state.name))
-            pending.slot = slot
-            try:
-                original_evaluate(state, env)
-            except EvalTimeoutError:
-                slot.cancel()
-                raise
-            finally:
-                pending.slot = None
+        def cancelling(original_evaluate: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+            def evaluate_with_timeout(state: Any, env: Any) -> None:
+                slot = TaskSlot(str(state.name))
+                pending.slot = slot
+                try:
+                    original_evaluate(state, env)
+                except EvalTimeoutError:
+                    slot.cancel()
+                    raise
+                finally:
+                    pending.slot = None
+
+            return evaluate_with_timeout
 
         def thread(*, target: Callable[[], None], **kwargs: Any) -> threading.Thread:
             slot = getattr(pending, "slot", None) or current_slot()
@@ -447,11 +477,8 @@ class LocalStateMachine:
 
             return threading.Thread(target=run, **kwargs)
 
-        patch = stack.enter_context
-        patch(
-            mock.patch.object(execute_state.ExecutionState, "_evaluate_with_timeout", evaluate_with_timeout)
-        )
-        patch(mock.patch.object(execute_state, "Thread", thread))
+        moto_patches.STATE_TIMEOUT.apply(stack, cancelling)
+        moto_patches.STATE_THREAD.apply(stack, lambda _original: thread)
 
     # -- routing ---------------------------------------------------------------------------------
 
