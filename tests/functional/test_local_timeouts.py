@@ -234,3 +234,27 @@ def test_the_worker_pool_passes_environment_and_cwd_and_survives_a_crashed_worke
         assert pool.call("operator:add", (2, 3), {}) == 5  # a fresh worker took over
     finally:
         pool.close()
+
+
+def test_workers_start_under_a_long_tmpdir(tmp_path: Path) -> None:
+    """multiprocessing puts the fork server's socket under TMPDIR; a long TMPDIR (over the 107-byte
+    AF_UNIX limit) made every task fail with 'AF_UNIX path too long'."""
+    import subprocess
+    import sys
+
+    long_tmp = tmp_path / ("t" * 110)
+    long_tmp.mkdir()
+    code = (
+        "import os; from lakehouse.local.worker import WorkerPool; pool = WorkerPool(); "
+        "print(pool.call('os:getpid', (), {}) != os.getpid()); pool.close()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "TMPDIR": str(long_tmp)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "True"

@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import tempfile
 import threading
 import traceback
 import warnings
@@ -228,6 +229,30 @@ def _start_without_main(process: Any) -> None:
             spawn.get_preparation_data = original
 
 
+# AF_UNIX socket paths are limited to 107 bytes, and multiprocessing puts the fork server's socket in a
+# folder under TMPDIR: a long TMPDIR (a pytest tmp_path, a deep CI workspace) made every task fail with
+# "AF_UNIX path too long".
+_MAX_SOCKET_DIR = 60
+
+
+@contextlib.contextmanager
+def _short_socket_dir() -> Iterator[None]:
+    """While the fork server starts, let multiprocessing make its socket folder under a short path."""
+    if len(tempfile.gettempdir()) <= _MAX_SOCKET_DIR or not os.path.isdir("/tmp"):
+        yield
+        return
+    with _TEMPDIR_LOCK:
+        saved = tempfile.tempdir
+        tempfile.tempdir = "/tmp"
+        try:
+            yield
+        finally:
+            tempfile.tempdir = saved
+
+
+_TEMPDIR_LOCK = threading.Lock()
+
+
 class _Worker:
     def __init__(self, ctx: Any) -> None:
         self.conn, child = ctx.Pipe()
@@ -300,7 +325,8 @@ class WorkerPool:
         threading.Thread(target=warm, name="worker-prewarm", daemon=True).start()
 
     def _start(self) -> _Worker:
-        worker = _Worker(self._ctx)
+        with _short_socket_dir():
+            worker = _Worker(self._ctx)
         self.started += 1
         return worker
 
