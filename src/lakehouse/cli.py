@@ -23,8 +23,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 app = typer.Typer(
     name="lakehouse",
@@ -579,13 +581,23 @@ def query(
         writer.writerows(["" if v is None else v for v in row] for row in result.rows)
         sys.stdout.write(buffer.getvalue())
     else:
-        table = Table()
-        for column in result.columns:
-            table.add_column(column)
-        for row in result.rows:
-            table.add_row(*("NULL" if v is None else str(v) for v in row))
-        _out().print(table)
+        _print_result_table(result)
         _err().print(f"{len(result.rows)} row(s) in {result.duration_ms} ms", highlight=False)
+
+
+def _print_result_table(result: Any) -> None:
+    """A query result as a table. Piped output gets the table's natural width (a wide `SELECT *` is not
+    squeezed into 150 columns); values are data, never Rich markup."""
+    cells = [["NULL" if v is None else str(v) for v in row] for row in result.rows]
+    table = Table()
+    for column in result.columns:
+        table.add_column(escape(column))
+    for row in cells:
+        table.add_row(*(Text(v) for v in row))
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(result.columns)]
+    natural = sum(w + 3 for w in widths) + 1
+    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else max(150, natural))
+    console.print(table)
 
 
 # -- tables ---------------------------------------------------------------------------------------

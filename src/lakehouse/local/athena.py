@@ -35,6 +35,24 @@ _TRINO_TYPES = {
 }
 
 
+def delta_dataset(uri: str, storage_options: Mapping[str, str] | None = None) -> Any:
+    """The Delta table at `uri` as a pyarrow dataset that DuckDB can scan.
+
+    deltalake's default dataset reads through a `PyFileSystem` implemented in Python. Arrow's I/O threads
+    then call into Python; when DuckDB stops a scan early (a LIMIT, an error while fetching) reads are
+    still in flight, and at interpreter exit they hang or crash the process (seen as `SELECT * ... LIMIT 2`
+    hanging or segfaulting). A local table is therefore read with Arrow's native local filesystem.
+    """
+    import pyarrow.fs as pa_fs
+    from deltalake import DeltaTable
+
+    table = DeltaTable(uri, storage_options=dict(storage_options) if storage_options else None)
+    if "://" in uri and not uri.startswith("file://"):
+        return table.to_pyarrow_dataset()  # object stores: deltalake's handler is the only option
+    root = uri.removeprefix("file://")
+    return table.to_pyarrow_dataset(filesystem=pa_fs.SubTreeFileSystem(root, pa_fs.LocalFileSystem()))
+
+
 class QueryError(RuntimeError):
     """The query failed (bad SQL, unknown table...); the message is DuckDB's or sqlglot's."""
 
@@ -102,7 +120,7 @@ class LocalQueryEngine:
         schema: dict[str, dict[str, str]] = {}
         for name, uri in self.tables().items():
             table = DeltaTable(uri, storage_options=self.rt.storage_options or None)
-            dataset = table.to_pyarrow_dataset()
+            dataset = delta_dataset(uri, self.rt.storage_options)
             hidden = f"__delta_{name}"
             con.register(hidden, dataset)
             for qualified in (_quote(name), f"{_quote(database)}.{_quote(name)}"):

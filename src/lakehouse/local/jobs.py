@@ -344,17 +344,16 @@ def refresh_derived_duckdb(rt: Runtime, dataset: str) -> list[dict[str, Any]]:
     """The same refresh without Spark: sqlglot spark -> duckdb, deltalake write (overwrite)."""
     import duckdb
     import sqlglot
-    from deltalake import DeltaTable, write_deltalake
+    from deltalake import write_deltalake
+
+    from lakehouse.local.athena import delta_dataset
 
     contract = rt.contract(dataset)
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         for name, uri in _sources(rt).items():
-            con.register(
-                f"__delta_{name}",
-                DeltaTable(uri, storage_options=rt.storage_options or None).to_pyarrow_dataset(),
-            )
+            con.register(f"__delta_{name}", delta_dataset(uri, rt.storage_options))
             con.execute(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM "__delta_{name}"')
         out = []
         for model in contract.derived:
