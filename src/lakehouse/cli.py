@@ -137,10 +137,13 @@ def _url(path: str | Path | None) -> str:
 def run_summary(record: Any) -> dict[str, Any]:
     """The figures people look at for one run (also the --json shape)."""
     data = record.data if hasattr(record, "data") else record
-    commit = data.get("commit") or {}
-    checks = data.get("checks") or {}
-    results = checks.get("results") or []
-    error = data.get("error") or {}
+    commit = _as_dict(data.get("commit"))
+    checks = _as_dict(data.get("checks"))
+    results = [r for r in checks.get("results") or [] if isinstance(r, dict)]
+    # The executor records {"error": class, "message": ...}; a stage invoked on its own (`invoke
+    # QuarantineObjectFunction`) records the class in "error" and the text in "message".
+    raw_error = data.get("error")
+    error = raw_error if isinstance(raw_error, dict) else {"error": raw_error, "message": data.get("message")}
     return {
         "run_id": data.get("run_id"),
         "dataset": data.get("dataset"),
@@ -160,9 +163,13 @@ def run_summary(record: Any) -> dict[str, Any]:
         "error": error.get("error"),
         "message": error.get("message"),
         "rejects_uri": commit.get("rejects_uri"),
-        "quarantine": (data.get("quarantine") or {}).get("reason_uri"),
+        "quarantine": _as_dict(data.get("quarantine")).get("reason_uri"),
         "report": _url(data.get("report")),
     }
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 _STATUS_STYLE = {"SUCCEEDED": "green", "DUPLICATE": "dim", "QUARANTINED": "red", "FAILED": "red"}
