@@ -23,7 +23,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -50,12 +49,19 @@ class Globals:
 
 
 def _out() -> Console:
-    # Piped output gets room for the tables instead of rich's 80-column default.
-    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 150)
+    # Piped output gets room for the tables instead of rich's 80-column default. Markup is off: file
+    # names, messages and values are data (a regex like `^[a-z_]*$` must print as it is); styled
+    # text is built with `Text`.
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 150, markup=False)
 
 
 def _err() -> Console:
-    return Console(stderr=True, width=None if sys.stderr.isatty() else 150)
+    return Console(stderr=True, width=None if sys.stderr.isatty() else 150, markup=False)
+
+
+def _styled(*parts: str | tuple[str, str]) -> Text:
+    """Text from plain strings and (text, style) pairs: styles without parsing markup in data."""
+    return Text.assemble(*parts)
 
 
 def _print_json(value: Any) -> None:
@@ -63,7 +69,7 @@ def _print_json(value: Any) -> None:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    _err().print(f"[red]error:[/red] {message}", highlight=False)
+    _err().print(_styled(("error:", "red"), f" {message}"), highlight=False)
     return typer.Exit(code)
 
 
@@ -94,7 +100,7 @@ def _pipeline(ctx: typer.Context, *, no_spark: bool = False, route_max_bytes: in
 
     g = _globals(ctx)
     try:
-        return LocalPipeline(
+        pipeline = LocalPipeline(
             LocalOptions(
                 home=g.home,
                 datasets_dir=g.datasets,
@@ -104,6 +110,8 @@ def _pipeline(ctx: typer.Context, *, no_spark: bool = False, route_max_bytes: in
         )
     except ProjectError as exc:
         raise _fail(str(exc)) from exc
+    _ = pipeline.rt.contracts  # bad contracts stop the command here, every problem listed
+    return pipeline
 
 
 def _runtime(ctx: typer.Context) -> Any:
@@ -191,7 +199,7 @@ def _runs_table(summaries: list[dict[str, Any]], title: str) -> Table:
             version = f"{s['version_committed']} -> {version}"
         table.add_row(
             str(s["key"]),
-            f"[{style}]{s['status']}[/{style}]" if style else str(s["status"]),
+            Text(str(s["status"]), style=style),
             str(s["route"] or "-"),
             str(s["rows_written"] if s["rows_written"] is not None else "-"),
             str(s["rows_rejected"] if s["rows_rejected"] is not None else "-"),
@@ -205,7 +213,7 @@ def _runs_table(summaries: list[dict[str, Any]], title: str) -> Table:
 def _print_failures(console: Console, summaries: list[dict[str, Any]]) -> None:
     for s in summaries:
         if s["status"] in ("FAILED", "QUARANTINED"):
-            console.print(f"[red]{s['key']}[/red]: {s['error']}: {s['message']}", highlight=False)
+            console.print(_styled((str(s["key"]), "red"), f": {s['error']}: {s['message']}"), highlight=False)
             if s["quarantine"]:
                 console.print(f"  quarantined, reason: {s['quarantine']}", highlight=False)
 
@@ -215,7 +223,12 @@ class _RunProgress:
 
     def __init__(self, enabled: bool) -> None:
         self.progress = (
-            Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=_err())
+            Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}", markup=False),
+                TimeElapsedColumn(),
+                console=_err(),
+            )
             if enabled
             else None
         )
@@ -280,7 +293,9 @@ def demo(
     if not no_spark:
         use_spark, spark_note = spark_status()
         if not use_spark:
-            console.print(f"[yellow]local Spark is unavailable:[/yellow] {spark_note}", highlight=False)
+            console.print(
+                _styled(("local Spark is unavailable:", "yellow"), f" {spark_note}"), highlight=False
+            )
             console.print("continuing with --no-spark: every file takes the Lambda route", highlight=False)
     if use_spark:
         warm_spark()  # overlaps JVM start-up with data generation and the first Lambda-route runs
@@ -422,7 +437,7 @@ def watch(
             sys.stderr.write(json.dumps({"event": kind, **info}, default=str) + "\n")
         else:
             console.print(
-                f"[bold]{kind}[/bold] " + " ".join(f"{k}={v}" for k, v in info.items()), highlight=False
+                _styled((kind, "bold"), " " + " ".join(f"{k}={v}" for k, v in info.items())), highlight=False
             )
 
     watcher = LandingWatcher(pipeline, debounce_ms=debounce_ms, on_event=on_event)
@@ -520,7 +535,7 @@ def invoke(
                 "stackTrace": traceback.format_exception(exc)[1:],
             }
         )
-        _err().print(f"[red]{function} raised {type(exc).__name__}[/red]", highlight=False)
+        _err().print(_styled((f"{function} raised {type(exc).__name__}", "red")), highlight=False)
         raise typer.Exit(1) from None
     _err().print(
         f"REPORT RequestId: {context.aws_request_id} Duration: {(time.monotonic() - start) * 1000:.2f} ms",
@@ -598,12 +613,12 @@ def _print_result_table(result: Any) -> None:
     cells = [["NULL" if v is None else str(v) for v in row] for row in result.rows]
     table = Table()
     for column in result.columns:
-        table.add_column(escape(column))
+        table.add_column(column)
     for row in cells:
         table.add_row(*(Text(v) for v in row))
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(result.columns)]
     natural = sum(w + 3 for w in widths) + 1
-    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else max(150, natural))
+    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else max(150, natural), markup=False)
     console.print(table)
 
 
@@ -803,7 +818,7 @@ def checks(ctx: typer.Context, table: str, as_json: JsonOpt = False) -> None:
         for column in ("check", "metric", "min", "max", "severity", "result"):
             out.add_column(column)
         for r in results:
-            verdict = "[green]passed[/green]" if r["passed"] else "[red]FAILED[/red]"
+            verdict = Text("passed", style="green") if r["passed"] else Text("FAILED", style="red")
             out.add_row(r["name"], str(r["metric"]), str(r["min"]), str(r["max"]), r["severity"], verdict)
         _out().print(out)
     if not passed:
@@ -864,4 +879,32 @@ def main() -> None:
     """Console-script entry point."""
     # Spark and py4j log through the root logger at INFO; the CLI prints what matters itself.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        # No traceback reaches a user: the error's own message (they name the file, line, table...).
+        # LAKEHOUSE_DEBUG=1 re-raises, for a bug report.
+        if os.environ.get("LAKEHOUSE_DEBUG"):
+            raise
+        _err().print(_styled(("error:", "red"), f" {_describe(exc)}"), highlight=False)
+        if not _is_user_error(exc):
+            _err().print("(an unexpected error: LAKEHOUSE_DEBUG=1 shows the traceback)", highlight=False)
+        sys.exit(1)
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    from lakehouse.errors import LakehouseError
+    from lakehouse.local.athena import QueryError
+    from lakehouse.local.jobs import SparkMissing
+    from lakehouse.local.project import ProjectError
+
+    return isinstance(exc, LakehouseError | ProjectError | QueryError | SparkMissing | OSError | ValueError)
+
+
+def _describe(exc: BaseException) -> str:
+    """The message a user sees: the error's own text; the class name too when it is not ours."""
+    if _is_user_error(exc) and not isinstance(exc, OSError | ValueError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deltalake import CommitProperties, DeltaTable
+from deltalake.exceptions import DeltaError
 
 from lakehouse.engine.delta import TABLE_CONFIGURATION, open_table
 from lakehouse.errors import CommitConflictError, InvalidInputError
@@ -162,6 +163,7 @@ def maintain(
     dt = _require(uri, storage_options)
     version_before = dt.version()
     files_before = len(dt.file_uris())
+    _check_retention(dt, uri, retention_hours, enforce_retention_duration)  # before changing anything
     compact = dt.optimize.compact(target_size=target_size)
     dt.update_incremental()
     dt.create_checkpoint()
@@ -185,6 +187,22 @@ def maintain(
         # A sample, so the result stays small enough for Step Functions state (256 KB).
         "vacuumed_sample": sorted(vacuumed)[:20],
     }
+
+
+def _check_retention(dt: DeltaTable, uri: str, retention_hours: int, enforce: bool) -> None:
+    """A retention below the table's minimum is bad input, said before the table is touched."""
+    if retention_hours < 0:
+        raise InvalidInputError(f"retention must be 0 hours or more, got {retention_hours}")
+    try:
+        dt.vacuum(retention_hours=retention_hours, dry_run=True, enforce_retention_duration=enforce)
+    except DeltaError as exc:
+        if "retention" not in str(exc).lower():
+            raise
+        raise InvalidInputError(
+            f"cannot vacuum {uri} keeping only {retention_hours} hour(s) of removed files: {exc}. "
+            "Readers, time travel and rollbacks within the table's retention window "
+            "(delta.deletedFileRetentionDuration) still need those files."
+        ) from exc
 
 
 def row_count(uri: str, storage_options: dict[str, str] | None = None) -> int:
