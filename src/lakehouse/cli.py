@@ -94,17 +94,46 @@ def _globals(ctx: typer.Context) -> Globals:
     return obj
 
 
-def _pipeline(ctx: typer.Context, *, no_spark: bool = False, route_max_bytes: int | None = None) -> Any:
+def _route_max_bytes(route: str, no_spark: bool) -> int | None:
+    """`--route`: lambda (nothing is large), glue (everything is), auto (LAMBDA_ROUTE_MAX_BYTES if set)."""
+    from lakehouse.local.executor import NO_SPARK_ROUTE_MAX_BYTES
+
+    if route not in ("lambda", "glue", "auto"):
+        raise _fail(f"--route must be lambda, glue or auto, not {route!r}")
+    if route == "glue" and no_spark:
+        raise _fail("--route glue needs local Spark; drop --no-spark")
+    if route == "lambda" or no_spark:
+        return NO_SPARK_ROUTE_MAX_BYTES
+    if route == "glue":
+        return 0  # Inspect sends objects larger than this to Glue: every non-empty object
+    value = os.environ.get("LAMBDA_ROUTE_MAX_BYTES")
+    if value is None:
+        return None  # the template's LambdaRouteMaxBytes
+    if not value.isdigit():
+        raise _fail(f"LAMBDA_ROUTE_MAX_BYTES must be a number of bytes, not {value!r}")
+    return int(value)
+
+
+def _pipeline(
+    ctx: typer.Context,
+    *,
+    no_spark: bool = False,
+    route_max_bytes: int | None = None,
+    route: str | None = None,
+) -> Any:
     from lakehouse.local.executor import LocalOptions, LocalPipeline
     from lakehouse.local.project import ProjectError
 
     g = _globals(ctx)
+    if route is not None or route_max_bytes is None:
+        route_max_bytes = _route_max_bytes(route or "auto", no_spark)
     try:
         pipeline = LocalPipeline(
             LocalOptions(
                 home=g.home,
                 datasets_dir=g.datasets,
-                spark=False if no_spark else None,
+                # --route glue: Spark is required (a clear error now, not a failed run later).
+                spark=False if no_spark else (True if route == "glue" else None),
                 lambda_route_max_bytes=route_max_bytes,
             )
         )
@@ -370,11 +399,19 @@ def run(
     dataset: Annotated[
         str | None, typer.Option(help="The dataset of every file (default: from each file name).")
     ] = None,
+    route: Annotated[
+        str,
+        typer.Option(
+            "--route",
+            help="lambda | glue | auto. auto: objects above LAMBDA_ROUTE_MAX_BYTES (env; default the "
+            "template's LambdaRouteMaxBytes, 512 MiB) take the Glue route on local Spark.",
+        ),
+    ] = "auto",
     no_spark: NoSparkOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Copy files into the local landing area and run the pipeline for each (exit 1 if any failed)."""
-    pipeline = _pipeline(ctx, no_spark=no_spark)
+    pipeline = _pipeline(ctx, no_spark=no_spark, route=route)
     run_ids: list[str] = []
     duplicates: list[dict[str, Any]] = []
     for path in files:
@@ -873,6 +910,49 @@ def runs(
             str(r.get("duration_ms") or "-"), str(r.get("updated_at") or ""),
         )  # fmt: skip
     _out().print(table)
+
+
+# -- quarantine -----------------------------------------------------------------------------------
+
+
+@app.command()
+def quarantine(
+    ctx: typer.Context,
+    dataset: Annotated[str | None, typer.Argument(help="Only this dataset.")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run (an id or its prefix).")] = None,
+    limit: Annotated[int, typer.Option(help="Rejected rows shown per run.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Quarantined files with their reasons, and the rows each run rejected (column `reason`)."""
+    from lakehouse.local.quarantine import list_quarantine
+
+    rt = _runtime(ctx)
+    if dataset is not None:
+        _contract_or_exit(rt, dataset)
+    listing = list_quarantine(rt, dataset, run_id, limit)
+    if run_id and not listing.files and not listing.row_sets:
+        raise _fail(f"nothing quarantined for run {run_id!r} in {rt.settings.home}", 1)
+    if as_json:
+        _print_json(listing.as_dict())
+        return
+    out = _out()
+    files = Table(title="Quarantined files", title_justify="left")
+    for column in ("dataset", "run", "file", "error", "reason"):
+        files.add_column(column, overflow="fold")
+    for f in listing.files:
+        files.add_row(f["dataset"], f["run_id"], f["file"], str(f["error"]), f["reason"])
+    out.print(files if listing.files else "no quarantined files", highlight=False)
+    for rows in listing.row_sets:
+        table = Table(
+            title=f"Rejected rows of {rows['dataset']} run {rows['run_id']}: {rows['count']} ({rows['uri']})",
+            title_justify="left",
+        )
+        columns = ("source_row", "source_line", "reason", "raw_line")
+        for column in columns:
+            table.add_column(column)
+        for r in rows["rows"]:
+            table.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in columns))
+        out.print(table)
 
 
 def main() -> None:
