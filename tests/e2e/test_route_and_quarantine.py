@@ -75,9 +75,12 @@ def test_quarantine_lists_files_reasons_and_rejected_rows(cli: Cli, tmp_path: Pa
     assert all("o_orderstatus" in r["reason"] for r in rows["rows"])
 
     only_orders = cli("quarantine", "orders", "--json").json()
-    assert only_orders["files"] == [] and len(only_orders["rejected_rows"]) == 1
+    assert only_orders["files"] == []
+    assert len(only_orders["rejected_rows"]) == 1
     by_run = cli("quarantine", "--run", files["lineitem"]["run_id"][:20], "--json").json()
-    assert [f["file"] for f in by_run["files"]] == ["lineitem_q.csv"] and by_run["rejected_rows"] == []
+    assert [f["file"] for f in by_run["files"]] == ["lineitem_q.csv"]
+    assert by_run["rejected_rows"] == []
     human = cli("quarantine")
     assert human.exit_code == 0
-    assert "lineitem_q.csv" in human.stdout and "is not one of F, O, P" in human.stdout
+    assert "lineitem_q.csv" in human.stdout
+    assert "is not one of F, O, P" in human.stdout
