@@ -164,6 +164,28 @@ def _contract_or_exit(rt: Any, table: str) -> Any:
         raise _fail(str(exc)) from exc
 
 
+@dataclass(frozen=True)
+class _Target:
+    """A table a verb works on: a dataset's table, or a derived (gold) model refreshed from `source`."""
+
+    name: str
+    uri: str
+    contract: Any  # the dataset's contract; None for a derived model
+    source: str  # the dataset whose lease guards the table (itself, or the model's source)
+
+
+def _target_or_exit(rt: Any, name: str) -> _Target:
+    from lakehouse.errors import ContractError
+
+    try:
+        return _Target(name, rt.table_uri(name), rt.contract(name), name)
+    except ContractError as exc:
+        for dataset in rt.contracts.names():
+            if any(m.name == name for m in rt.contract(dataset).derived):
+                return _Target(name, rt.derived_uri(name), None, dataset)
+        raise _fail(str(exc)) from exc
+
+
 def _url(path: str | Path | None) -> str:
     return "" if not path else Path(path).resolve().as_uri()
 
@@ -726,9 +748,9 @@ def history(
     from lakehouse.errors import InvalidInputError
 
     rt = _runtime(ctx)
-    _contract_or_exit(rt, table)
+    target = _target_or_exit(rt, table)
     try:
-        commits = tables.history(rt.table_uri(table), rt.storage_options, limit)
+        commits = tables.history(target.uri, rt.storage_options, limit)
     except InvalidInputError as exc:
         raise _fail(str(exc), 1) from exc
     if as_json:
@@ -774,23 +796,39 @@ def rollback(
     from lakehouse.errors import LakehouseError
 
     rt = _runtime(ctx)
-    _contract_or_exit(rt, table)
-    with _table_lease(rt, table):
+    target = _target_or_exit(rt, table)
+    with _table_lease(rt, target.source):
         try:
             result = tables.rollback(
-                rt.table_uri(table),
+                target.uri,
                 version,
                 storage_options=rt.storage_options,
                 reason="lakehouse rollback (CLI)",
             )
+            # What derives from the table follows it, as after a pipeline run (RefreshDerived).
+            if result.get("restored") and target.contract is not None and target.contract.derived:
+                result["derived"] = _refresh_derived(rt, table)
         except LakehouseError as exc:
             raise _fail(str(exc), 1) from exc
     if as_json:
         _print_json(result)
-    elif result.get("restored"):
+        return
+    if result.get("restored"):
         _out().print(f"{table}: restored to version {version} (new version {result['version_after']})")
     else:
         _out().print(f"{table}: nothing to do ({result.get('reason')})")
+    for model in result.get("derived") or []:
+        _out().print(f"{model['model']}: refreshed from {table} ({model.get('rows')} rows)", highlight=False)
+
+
+def _refresh_derived(rt: Any, dataset: str) -> list[dict[str, Any]]:
+    """Refresh the dataset's derived models (DuckDB, as the local RefreshDerived does) and register them."""
+    from lakehouse.local.jobs import refresh_derived_duckdb
+    from lakehouse.stages.ingest import register_table
+
+    refreshed = refresh_derived_duckdb(rt, dataset)
+    register_table(rt, {"dataset": dataset, "models": [m["model"] for m in refreshed]})
+    return refreshed
 
 
 @app.command()
@@ -807,11 +845,11 @@ def maintain(
     from lakehouse.errors import LakehouseError
 
     rt = _runtime(ctx)
-    _contract_or_exit(rt, table)
-    with _table_lease(rt, table):
+    target = _target_or_exit(rt, table)
+    with _table_lease(rt, target.source):
         try:
             result = tables.maintain(
-                rt.table_uri(table), retention_hours=retention_hours, storage_options=rt.storage_options
+                target.uri, retention_hours=retention_hours, storage_options=rt.storage_options
             )
         except LakehouseError as exc:
             raise _fail(str(exc), 1) from exc
@@ -830,33 +868,45 @@ def maintain(
 def checks(ctx: typer.Context, table: str, as_json: JsonOpt = False) -> None:
     """Run the dataset's table checks now (the same Athena SQL the pipeline runs) and show the results."""
     from lakehouse.local.athena import LocalQueryEngine, QueryError
-    from lakehouse.sql.checks import athena_table, compile_checks, evaluate
+    from lakehouse.sql.checks import athena_table, compile_checks, evaluate, missing_references
 
     rt = _runtime(ctx)
-    contract = _contract_or_exit(rt, table)
-    compiled = compile_checks(contract, athena_table(rt.settings.glue_database))
+    target = _target_or_exit(rt, table)
+    contract = target.contract
+    # As Inspect does: a referential check whose reference table does not exist fails, named.
+    engine = LocalQueryEngine(rt)
+    available = set(engine.tables())
+    compiled = (
+        compile_checks(contract, athena_table(rt.settings.glue_database), available=available)
+        if contract is not None
+        else None
+    )
     if compiled is None:
         if as_json:
             _print_json({"table": table, "passed": True, "results": []})
+        elif contract is None:
+            _out().print(f"{table} is derived from {target.source} and declares no checks")
         else:
             _out().print(f"{table} declares no checks")
         return
     try:
-        result = LocalQueryEngine(rt).query(compiled.athena())
+        result = engine.query(compiled.athena())
     except QueryError as exc:
         raise _fail(str(exc), 1) from exc
     metrics = [None if v is None else float(v) for v in result.rows[0]] if result.rows else []
-    results = [r.as_dict() for r in evaluate(contract.checks, metrics)]
+    missing = missing_references(contract, available)
+    results = [r.as_dict() for r in evaluate(contract.checks, metrics, missing)]
     passed = all(r["passed"] or r["severity"] == "warn" for r in results)
     if as_json:
         _print_json({"table": table, "passed": passed, "results": results})
     else:
         out = Table(title=f"Checks of {table}", title_justify="left")
-        for column in ("check", "metric", "min", "max", "severity", "result"):
+        for column in ("check", "metric", "min", "max", "severity", "result", "note"):
             out.add_column(column)
         for r in results:
             verdict = Text("passed", style="green") if r["passed"] else Text("FAILED", style="red")
-            out.add_row(r["name"], str(r["metric"]), str(r["min"]), str(r["max"]), r["severity"], verdict)
+            row = (r["name"], str(r["metric"]), str(r["min"]), str(r["max"]), r["severity"])
+            out.add_row(*row, verdict, r.get("note") or "")
         _out().print(out)
     if not passed:
         raise typer.Exit(1)

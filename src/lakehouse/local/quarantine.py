@@ -37,6 +37,7 @@ def reason_text(reason: dict[str, Any]) -> str:
         ]
         return "checks failed: " + ", ".join(
             f"{c.get('name')} (metric {c.get('metric')}, min {c.get('min')}, max {c.get('max')})"
+            + (f": {c['note']}" if c.get("note") else "")
             for c in failed
         )
     if isinstance(message, dict):
