@@ -145,12 +145,16 @@ def _pipeline(
 
 def _runtime(ctx: typer.Context) -> Any:
     """The local runtime only (no template needed): for commands that read or maintain tables."""
+    g = _globals(ctx)
+    return _runtime_for_home(g.home, g.datasets)
+
+
+def _runtime_for_home(home: Path, datasets: Path) -> Any:
     from lakehouse.settings import Settings
     from lakehouse.stages.runtime import Runtime
 
-    g = _globals(ctx)
     settings = Settings.model_validate(
-        {"LAKEHOUSE_BACKEND": "local", "LAKEHOUSE_HOME": str(g.home), "DATASETS_DIR": str(g.datasets)}
+        {"LAKEHOUSE_BACKEND": "local", "LAKEHOUSE_HOME": str(home), "DATASETS_DIR": str(datasets)}
     )
     return Runtime.create(settings)
 
@@ -448,11 +452,13 @@ def run(
         if not started.get("started"):
             duplicates.append(started)
     with _RunProgress(not as_json) as progress:
-        pipeline.drain(on_start=progress.started, on_done=progress.finished)
-    summaries = [run_summary(r) for r in _records_for(pipeline, run_ids)]
-    for summary, started_run in zip(summaries, run_ids, strict=True):
-        if any(d["run_id"] == started_run for d in duplicates):
-            summary["already_run"] = True  # same object as an earlier run: nothing new was done
+        executed = {r.run_id for r in pipeline.drain(on_start=progress.started, on_done=progress.finished)}
+    records = _records_for(pipeline, run_ids)
+    summaries = [run_summary(r) for r in records]
+    for summary, record in zip(summaries, records, strict=True):
+        if any(d["run_id"] == summary["run_id"] for d in duplicates) and summary["run_id"] not in executed:
+            summary["already_run"] = True  # this very run finished earlier: nothing was done now
+        summary["note"] = _run_note(pipeline.rt, record, summary)
     failed = [s for s in summaries if s["status"] in ("FAILED", "QUARANTINED")]
     if as_json:
         _print_json({"runs": summaries, "failed": len(failed)})
@@ -460,14 +466,47 @@ def run(
         out = _out()
         out.print(_runs_table(summaries, "Runs"))
         for s in summaries:
-            if s.get("already_run"):
-                out.print(
-                    f"{s['key']}: already ingested by run {s['run_id']} (no new version)", highlight=False
-                )
+            if s["note"]:
+                out.print(f"{s['key']}: {s['note']}", highlight=False)
         _print_failures(out, summaries)
         out.print(f"report: {_url(pipeline.home / 'reports' / 'index.html')}", highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+def _run_note(rt: Any, record: dict[str, Any], summary: dict[str, Any]) -> str | None:
+    """What a run that committed nothing new, or resumed, did; None for an ordinary run."""
+    commit = _as_dict(record.get("commit"))
+    if summary.get("already_run"):
+        return f"already run as {summary['run_id']} ({summary['status']}); nothing was done now"
+    if commit.get("resumed"):
+        return f"resumed after its own commit (version {commit.get('version_after')})"
+    if commit.get("status") != "duplicate":
+        return None
+    by_run, version = _ingested_by(rt, record)
+    if by_run == summary["run_id"]:  # its own earlier attempt committed (a crash in between)
+        return f"resumed after its own commit (version {version})"
+    if by_run:
+        return f"already ingested by run {by_run} (version {version}); nothing new committed"
+    return "already in the table (its app transaction is there); nothing new committed"
+
+
+def _ingested_by(rt: Any, record: dict[str, Any]) -> tuple[str | None, int | None]:
+    """The run (and version) whose commit carries this object's app transaction, read from the local
+    Delta log; else the oldest commit from the same source key."""
+    uri = Path(rt.table_uri(str(record.get("dataset"))))
+    app_id = _as_dict(record.get("inspection")).get("app_id")
+    source = f"s3://{record.get('bucket')}/{record.get('key')}"
+    by_source: tuple[str | None, int | None] = (None, None)
+    for log in sorted((uri / "_delta_log").glob("*.json")):
+        actions = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+        info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+        run_id = info.get("lakehouse.run_id")
+        if app_id and any(_as_dict(a.get("txn")).get("appId") == app_id for a in actions):
+            return run_id, int(log.stem)
+        if by_source[0] is None and run_id and info.get("lakehouse.source") == source:
+            by_source = (str(run_id), int(log.stem))
+    return by_source
 
 
 # -- watch ----------------------------------------------------------------------------------------
