@@ -500,7 +500,7 @@ def _ingested_by(rt: Any, record: dict[str, Any]) -> tuple[str | None, int | Non
     by_source: tuple[str | None, int | None] = (None, None)
     for log in sorted((uri / "_delta_log").glob("*.json")):
         actions = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
-        info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+        info: dict[str, Any] = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
         run_id = info.get("lakehouse.run_id")
         if app_id and any(_as_dict(a.get("txn")).get("appId") == app_id for a in actions):
             return run_id, int(log.stem)
