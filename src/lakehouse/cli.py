@@ -17,6 +17,7 @@ import sys
 import time
 import traceback
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -576,9 +577,31 @@ def invoke(
             "--local-uris/--keep-uris", help="Point s3://<local bucket>/ URIs in the event at the local home."
         ),
     ] = True,
+    seed: Annotated[
+        Path | None,
+        typer.Option(
+            "--seed",
+            exists=True,
+            dir_okay=False,
+            help="Put this file at every object the event names that is not in the home yet.",
+        ),
+    ] = None,
+    allow_missing: Annotated[
+        bool,
+        typer.Option(
+            "--allow-missing",
+            help="Invoke OnObjectCreatedFunction even if the event's objects do not exist "
+            "(their runs will find nothing and quarantine them).",
+        ),
+    ] = False,
+    metrics: Annotated[
+        bool, typer.Option("--metrics", help="Also print the handler's EMF metrics and Powertools warnings.")
+    ] = False,
     no_spark: NoSparkOpt = False,
 ) -> None:
-    """Call one Lambda handler in-process, like `sam local invoke` (no Docker)."""
+    """Call one Lambda handler in-process, like `sam local invoke` (no Docker).
+
+    The handler's return value is the only thing on stdout; its logs go to stderr."""
     from lakehouse.local.executor import lambda_context
     from lakehouse.local.project import Project, ProjectError, environment, handler_of
 
@@ -601,6 +624,7 @@ def invoke(
             raise _fail(f"{env_vars}: not JSON: {exc}") from exc
     if local_uris:
         payload = _localise_uris(payload, g.home, project)
+    _seed_event_objects(ctx, function, payload, seed, allow_missing)
     env = project.function_environment(function, {})
     # SAM's env-vars file: "Parameters" applies to every function, "<LogicalId>" to that one.
     for section in (overrides.get("Parameters") or {}, overrides.get(function) or {}):
@@ -614,6 +638,8 @@ def invoke(
             "AWS_LAMBDA_FUNCTION_NAME": function,
         }
     )
+    if not metrics:  # the EMF blob is CloudWatch's input, not something to read in a terminal
+        env.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     if not overrides.get(function, {}).get("DATASETS_DIR") and not (overrides.get("Parameters") or {}).get(
         "DATASETS_DIR"
     ):
@@ -623,7 +649,9 @@ def invoke(
     start = time.monotonic()
     try:
         # Handler logs and metrics go to stderr, as `sam local invoke` shows them; stdout is the response.
-        with environment(env), contextlib.redirect_stdout(sys.stderr):
+        with environment(env), contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+            if not metrics:  # "No application metrics to publish", once per flush
+                warnings.simplefilter("ignore", UserWarning)
             result = handler_of(spec)(payload, context)
     except Exception as exc:
         _print_json(
@@ -646,6 +674,49 @@ def invoke(
         records = _pipeline(ctx, no_spark=no_spark).drain()
         for record in records:
             _err().print(f"run {record.run_id}: {record.status}", highlight=False)
+
+
+def _event_objects(function: str, payload: Any) -> list[tuple[str, str]]:
+    """(bucket, key) of the objects an event names: OnObjectCreated events, or a run's state."""
+    from lakehouse.errors import InvalidInputError
+    from lakehouse.events import is_sqs_event, iter_sqs_bodies, parse_message
+
+    if not isinstance(payload, dict):
+        return []
+    if function == "OnObjectCreatedFunction":
+        try:
+            messages = [body for _, body in iter_sqs_bodies(payload)] if is_sqs_event(payload) else [payload]
+            return [(o.bucket, o.key) for m in messages for o in parse_message(m)]
+        except InvalidInputError:
+            return []  # the handler reports a malformed event itself
+    state = payload.get("run", payload)
+    if isinstance(state, dict) and isinstance(state.get("bucket"), str) and isinstance(state.get("key"), str):
+        return [(state["bucket"], state["key"])]
+    return []
+
+
+def _seed_event_objects(
+    ctx: typer.Context, function: str, payload: Any, seed: Path | None, allow_missing: bool
+) -> None:
+    """`--seed`: put the file at each object the event names that is missing. Without it, refuse to start
+    runs for objects that do not exist (they would be quarantined and clutter the home)."""
+    objects = _runtime(ctx).adapters.objects
+    missing = [(b, k) for b, k in _event_objects(function, payload) if not objects.exists(b, k)]
+    if not missing:
+        return
+    if seed is not None:
+        for bucket, key in missing:
+            objects.put_file(bucket, key, seed)
+            _err().print(f"seeded {objects.uri(bucket, key)} from {seed}", highlight=False)
+        return
+    if function != "OnObjectCreatedFunction" or allow_missing:
+        return
+    names = ", ".join(f"s3://{b}/{k}" for b, k in missing)
+    raise _fail(
+        f"the event names objects that are not in {_globals(ctx).home}: {names}. Each would start a run that "
+        "finds no object and quarantines it. Pass --seed FILE to put FILE there first (e.g. a CSV of the "
+        "dataset), or --allow-missing to start those runs anyway."
+    )
 
 
 def _localise_uris(value: Any, home: Path, project: Any) -> Any:
