@@ -6,8 +6,9 @@ the entry point its `EntryPoint` names under `jobs/emr/`. When a script exposes
 called with the arguments AWS would pass. If a script is absent the equivalent library call is made
 (`lakehouse.spark.ingest.ingest_object`, writing `runs/<run_id>/commit.json` exactly as the Glue job does).
 
-Without Spark (`--no-spark`, or no Java/jars), derived models are refreshed with DuckDB: the contract's
-Spark SQL is transpiled by sqlglot (spark -> duckdb) and written with deltalake.
+Derived models are refreshed with DuckDB (the contract's Spark SQL transpiled by sqlglot, spark ->
+duckdb, written with deltalake) unless `LAKEHOUSE_DERIVED_ENGINE=spark` and local Spark is available,
+in which case `jobs/emr/refresh_derived.py` runs on the shared session as EMR Serverless would run it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import json
+import os
 import re
 import sys
 import tempfile
@@ -31,6 +33,8 @@ from lakehouse.errors import InvalidInputError
 from lakehouse.local.sfn import TaskFailed
 from lakehouse.sql.compiler import RunMeta
 from lakehouse.stages.runtime import RunState, Runtime, started_at
+
+DERIVED_ENGINE_ENV = "LAKEHOUSE_DERIVED_ENGINE"  # duckdb (default) | spark: how RefreshDerived runs locally
 
 
 class SparkMissing(RuntimeError):  # noqa: N818 - reads as a condition, like SparkUnavailableError
@@ -144,6 +148,10 @@ class LocalJobs:
         self.rt = rt
         self.root = project_root
         self.use_spark = use_spark
+        # Derived (gold) models are refreshed with DuckDB unless LAKEHOUSE_DERIVED_ENGINE=spark: on a laptop
+        # the EMR job on local Spark costs ~40 s per refresh for the same few rows. The Spark job itself
+        # is tested on its own (tests/functional/spark) and through the executor with the variable set.
+        self.derived_on_spark = use_spark and os.environ.get(DERIVED_ENGINE_ENV, "duckdb").lower() == "spark"
 
     # -- Glue --------------------------------------------------------------------------------------
 
@@ -290,11 +298,13 @@ class LocalJobs:
         options = _options(argv)
         dataset = options.get("--dataset", "")
         script = self.root / "jobs" / "emr" / entry
-        if self.use_spark and script.is_file():
+        derived = entry.startswith("refresh_derived")
+        on_spark = self.derived_on_spark if derived else self.use_spark
+        if on_spark and script.is_file():
             _call_script(_load_script(script), shared_spark(), self._emr_argv(entry, options))
             return
-        if entry.startswith("refresh_derived"):
-            if self.use_spark:
+        if derived:
+            if on_spark:
                 refresh_derived_spark(self.rt, dataset, shared_spark())
             else:
                 refresh_derived_duckdb(self.rt, dataset)
