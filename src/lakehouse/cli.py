@@ -220,6 +220,7 @@ def run_summary(record: Any) -> dict[str, Any]:
         "rows_dropped": commit.get("rows_dropped"),
         "checks_passed": sum(1 for r in results if r.get("passed")),
         "checks_failed": [r.get("name") for r in results if not r.get("passed")],
+        "check_notes": {str(r.get("name")): r["note"] for r in results if r.get("note")},
         "version_before": data.get("version_before"),
         "version_committed": commit.get("version_after") if commit.get("status") == "committed" else None,
         "table_version": data.get("table_version"),
@@ -268,6 +269,8 @@ def _runs_table(summaries: list[dict[str, Any]], title: str) -> Table:
 
 def _print_failures(console: Console, summaries: list[dict[str, Any]]) -> None:
     for s in summaries:
+        for name, note in (s.get("check_notes") or {}).items():
+            console.print(f"{s['key']}: check {name}: {note}", highlight=False)
         if s["status"] in ("FAILED", "QUARANTINED"):
             console.print(_styled((str(s["key"]), "red"), f": {s['error']}: {s['message']}"), highlight=False)
             if s["quarantine"]:
@@ -1088,7 +1091,7 @@ def quarantine(
 
     rt = _runtime(ctx)
     if dataset is not None:
-        _contract_or_exit(rt, dataset)
+        _target_or_exit(rt, dataset)  # a derived table is fine: nothing of it is ever quarantined
     listing = list_quarantine(rt, dataset, run_id, limit)
     if run_id and not listing.files and not listing.row_sets:
         raise _fail(f"nothing quarantined for run {run_id!r} in {rt.settings.home}", 1)

@@ -40,12 +40,17 @@ def test_verbs_on_a_derived_table_and_rollback_refreshes_it(cli: Cli, tmp_path: 
     assert "derived from orders" in checks.stdout
     back = cli("rollback", "orders_by_status", "--version", "0")
     assert back.exit_code == 0, back.stderr
+    nothing = cli("quarantine", "orders_by_status", "--json")
+    assert nothing.exit_code == 0, nothing.stderr
+    assert nothing.json() == {"files": [], "rejected_rows": []}
 
 
 def test_missing_reference_table_fails_alike_in_the_pipeline_and_in_checks(cli: Cli, tmp_path: Path) -> None:
     # lineitem's `orders_exist` refers to `orders`, which has no table yet in this home.
     run = cli("run", str(write_lineitem(tmp_path / "lineitem_1.csv", 1, 6)), "--no-spark", "--json")
     assert run.exit_code == 0, run.stderr  # orders_exist is a warning
+    note = "reference table 'orders' does not exist yet"
+    assert run.json()["runs"][0]["check_notes"] == {"orders_exist": note}
     [record] = cli("runs", "--json").json()
     in_pipeline = {r["name"]: r for r in record["checks"]["results"]}["orders_exist"]
     assert in_pipeline["passed"] is False
