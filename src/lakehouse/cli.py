@@ -17,6 +17,7 @@ import sys
 import time
 import traceback
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +26,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 app = typer.Typer(
     name="lakehouse",
@@ -48,12 +50,19 @@ class Globals:
 
 
 def _out() -> Console:
-    # Piped output gets room for the tables instead of rich's 80-column default.
-    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 150)
+    # Piped output gets room for the tables instead of rich's 80-column default. Markup is off: file
+    # names, messages and values are data (a regex like `^[a-z_]*$` must print as it is); styled
+    # text is built with `Text`.
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 150, markup=False)
 
 
 def _err() -> Console:
-    return Console(stderr=True, width=None if sys.stderr.isatty() else 150)
+    return Console(stderr=True, width=None if sys.stderr.isatty() else 150, markup=False)
+
+
+def _styled(*parts: str | tuple[str, str]) -> Text:
+    """Text from plain strings and (text, style) pairs: styles without parsing markup in data."""
+    return Text.assemble(*parts)
 
 
 def _print_json(value: Any) -> None:
@@ -61,7 +70,7 @@ def _print_json(value: Any) -> None:
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    _err().print(f"[red]error:[/red] {message}", highlight=False)
+    _err().print(_styled(("error:", "red"), f" {message}"), highlight=False)
     return typer.Exit(code)
 
 
@@ -86,32 +95,67 @@ def _globals(ctx: typer.Context) -> Globals:
     return obj
 
 
-def _pipeline(ctx: typer.Context, *, no_spark: bool = False, route_max_bytes: int | None = None) -> Any:
+def _route_max_bytes(route: str, no_spark: bool) -> int | None:
+    """`--route`: lambda (nothing is large), glue (everything is), auto (LAMBDA_ROUTE_MAX_BYTES if set)."""
+    from lakehouse.local.executor import NO_SPARK_ROUTE_MAX_BYTES
+
+    if route not in ("lambda", "glue", "auto"):
+        raise _fail(f"--route must be lambda, glue or auto, not {route!r}")
+    if route == "glue" and no_spark:
+        raise _fail("--route glue needs local Spark; drop --no-spark")
+    if route == "lambda" or no_spark:
+        return NO_SPARK_ROUTE_MAX_BYTES
+    if route == "glue":
+        return 0  # Inspect sends objects larger than this to Glue: every non-empty object
+    value = os.environ.get("LAMBDA_ROUTE_MAX_BYTES")
+    if value is None:
+        return None  # the template's LambdaRouteMaxBytes
+    if not value.isdigit():
+        raise _fail(f"LAMBDA_ROUTE_MAX_BYTES must be a number of bytes, not {value!r}")
+    return int(value)
+
+
+def _pipeline(
+    ctx: typer.Context,
+    *,
+    no_spark: bool = False,
+    route_max_bytes: int | None = None,
+    route: str | None = None,
+) -> Any:
     from lakehouse.local.executor import LocalOptions, LocalPipeline
     from lakehouse.local.project import ProjectError
 
     g = _globals(ctx)
+    if route is not None or route_max_bytes is None:
+        route_max_bytes = _route_max_bytes(route or "auto", no_spark)
     try:
-        return LocalPipeline(
+        pipeline = LocalPipeline(
             LocalOptions(
                 home=g.home,
                 datasets_dir=g.datasets,
-                spark=False if no_spark else None,
+                # --route glue: Spark is required (a clear error now, not a failed run later).
+                spark=False if no_spark else (True if route == "glue" else None),
                 lambda_route_max_bytes=route_max_bytes,
             )
         )
     except ProjectError as exc:
         raise _fail(str(exc)) from exc
+    _ = pipeline.rt.contracts  # bad contracts stop the command here, every problem listed
+    return pipeline
 
 
 def _runtime(ctx: typer.Context) -> Any:
     """The local runtime only (no template needed): for commands that read or maintain tables."""
+    g = _globals(ctx)
+    return _runtime_for_home(g.home, g.datasets)
+
+
+def _runtime_for_home(home: Path, datasets: Path) -> Any:
     from lakehouse.settings import Settings
     from lakehouse.stages.runtime import Runtime
 
-    g = _globals(ctx)
     settings = Settings.model_validate(
-        {"LAKEHOUSE_BACKEND": "local", "LAKEHOUSE_HOME": str(g.home), "DATASETS_DIR": str(g.datasets)}
+        {"LAKEHOUSE_BACKEND": "local", "LAKEHOUSE_HOME": str(home), "DATASETS_DIR": str(datasets)}
     )
     return Runtime.create(settings)
 
@@ -125,6 +169,28 @@ def _contract_or_exit(rt: Any, table: str) -> Any:
         raise _fail(str(exc)) from exc
 
 
+@dataclass(frozen=True)
+class _Target:
+    """A table a verb works on: a dataset's table, or a derived (gold) model refreshed from `source`."""
+
+    name: str
+    uri: str
+    contract: Any  # the dataset's contract; None for a derived model
+    source: str  # the dataset whose lease guards the table (itself, or the model's source)
+
+
+def _target_or_exit(rt: Any, name: str) -> _Target:
+    from lakehouse.errors import ContractError
+
+    try:
+        return _Target(name, rt.table_uri(name), rt.contract(name), name)
+    except ContractError as exc:
+        for dataset in rt.contracts.names():
+            if any(m.name == name for m in rt.contract(dataset).derived):
+                return _Target(name, rt.derived_uri(name), None, dataset)
+        raise _fail(str(exc)) from exc
+
+
 def _url(path: str | Path | None) -> str:
     return "" if not path else Path(path).resolve().as_uri()
 
@@ -135,10 +201,13 @@ def _url(path: str | Path | None) -> str:
 def run_summary(record: Any) -> dict[str, Any]:
     """The figures people look at for one run (also the --json shape)."""
     data = record.data if hasattr(record, "data") else record
-    commit = data.get("commit") or {}
-    checks = data.get("checks") or {}
-    results = checks.get("results") or []
-    error = data.get("error") or {}
+    commit = _as_dict(data.get("commit"))
+    checks = _as_dict(data.get("checks"))
+    results = [r for r in checks.get("results") or [] if isinstance(r, dict)]
+    # The executor records {"error": class, "message": ...}; a stage invoked on its own (`invoke
+    # QuarantineObjectFunction`) records the class in "error" and the text in "message".
+    raw_error = data.get("error")
+    error = raw_error if isinstance(raw_error, dict) else {"error": raw_error, "message": data.get("message")}
     return {
         "run_id": data.get("run_id"),
         "dataset": data.get("dataset"),
@@ -151,6 +220,7 @@ def run_summary(record: Any) -> dict[str, Any]:
         "rows_dropped": commit.get("rows_dropped"),
         "checks_passed": sum(1 for r in results if r.get("passed")),
         "checks_failed": [r.get("name") for r in results if not r.get("passed")],
+        "check_notes": {str(r.get("name")): r["note"] for r in results if r.get("note")},
         "version_before": data.get("version_before"),
         "version_committed": commit.get("version_after") if commit.get("status") == "committed" else None,
         "table_version": data.get("table_version"),
@@ -158,9 +228,13 @@ def run_summary(record: Any) -> dict[str, Any]:
         "error": error.get("error"),
         "message": error.get("message"),
         "rejects_uri": commit.get("rejects_uri"),
-        "quarantine": (data.get("quarantine") or {}).get("reason_uri"),
+        "quarantine": _as_dict(data.get("quarantine")).get("reason_uri"),
         "report": _url(data.get("report")),
     }
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 _STATUS_STYLE = {"SUCCEEDED": "green", "DUPLICATE": "dim", "QUARANTINED": "red", "FAILED": "red"}
@@ -182,7 +256,7 @@ def _runs_table(summaries: list[dict[str, Any]], title: str) -> Table:
             version = f"{s['version_committed']} -> {version}"
         table.add_row(
             str(s["key"]),
-            f"[{style}]{s['status']}[/{style}]" if style else str(s["status"]),
+            Text(str(s["status"]), style=style),
             str(s["route"] or "-"),
             str(s["rows_written"] if s["rows_written"] is not None else "-"),
             str(s["rows_rejected"] if s["rows_rejected"] is not None else "-"),
@@ -195,8 +269,10 @@ def _runs_table(summaries: list[dict[str, Any]], title: str) -> Table:
 
 def _print_failures(console: Console, summaries: list[dict[str, Any]]) -> None:
     for s in summaries:
+        for name, note in (s.get("check_notes") or {}).items():
+            console.print(f"{s['key']}: check {name}: {note}", highlight=False)
         if s["status"] in ("FAILED", "QUARANTINED"):
-            console.print(f"[red]{s['key']}[/red]: {s['error']}: {s['message']}", highlight=False)
+            console.print(_styled((str(s["key"]), "red"), f": {s['error']}: {s['message']}"), highlight=False)
             if s["quarantine"]:
                 console.print(f"  quarantined, reason: {s['quarantine']}", highlight=False)
 
@@ -206,7 +282,12 @@ class _RunProgress:
 
     def __init__(self, enabled: bool) -> None:
         self.progress = (
-            Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=_err())
+            Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}", markup=False),
+                TimeElapsedColumn(),
+                console=_err(),
+            )
             if enabled
             else None
         )
@@ -271,7 +352,9 @@ def demo(
     if not no_spark:
         use_spark, spark_note = spark_status()
         if not use_spark:
-            console.print(f"[yellow]local Spark is unavailable:[/yellow] {spark_note}", highlight=False)
+            console.print(
+                _styled(("local Spark is unavailable:", "yellow"), f" {spark_note}"), highlight=False
+            )
             console.print("continuing with --no-spark: every file takes the Lambda route", highlight=False)
     if use_spark:
         warm_spark()  # overlaps JVM start-up with data generation and the first Lambda-route runs
@@ -346,11 +429,19 @@ def run(
     dataset: Annotated[
         str | None, typer.Option(help="The dataset of every file (default: from each file name).")
     ] = None,
+    route: Annotated[
+        str,
+        typer.Option(
+            "--route",
+            help="lambda | glue | auto. auto: objects above LAMBDA_ROUTE_MAX_BYTES (env; default the "
+            "template's LambdaRouteMaxBytes, 512 MiB) take the Glue route on local Spark.",
+        ),
+    ] = "auto",
     no_spark: NoSparkOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Copy files into the local landing area and run the pipeline for each (exit 1 if any failed)."""
-    pipeline = _pipeline(ctx, no_spark=no_spark)
+    pipeline = _pipeline(ctx, no_spark=no_spark, route=route)
     run_ids: list[str] = []
     duplicates: list[dict[str, Any]] = []
     for path in files:
@@ -365,11 +456,13 @@ def run(
         if not started.get("started"):
             duplicates.append(started)
     with _RunProgress(not as_json) as progress:
-        pipeline.drain(on_start=progress.started, on_done=progress.finished)
-    summaries = [run_summary(r) for r in _records_for(pipeline, run_ids)]
-    for summary, started_run in zip(summaries, run_ids, strict=True):
-        if any(d["run_id"] == started_run for d in duplicates):
-            summary["already_run"] = True  # same object as an earlier run: nothing new was done
+        executed = {r.run_id for r in pipeline.drain(on_start=progress.started, on_done=progress.finished)}
+    records = _records_for(pipeline, run_ids)
+    summaries = [run_summary(r) for r in records]
+    for summary, record in zip(summaries, records, strict=True):
+        if any(d["run_id"] == summary["run_id"] for d in duplicates) and summary["run_id"] not in executed:
+            summary["already_run"] = True  # this very run finished earlier: nothing was done now
+        summary["note"] = _run_note(pipeline.rt, record, summary)
     failed = [s for s in summaries if s["status"] in ("FAILED", "QUARANTINED")]
     if as_json:
         _print_json({"runs": summaries, "failed": len(failed)})
@@ -377,14 +470,47 @@ def run(
         out = _out()
         out.print(_runs_table(summaries, "Runs"))
         for s in summaries:
-            if s.get("already_run"):
-                out.print(
-                    f"{s['key']}: already ingested by run {s['run_id']} (no new version)", highlight=False
-                )
+            if s["note"]:
+                out.print(f"{s['key']}: {s['note']}", highlight=False)
         _print_failures(out, summaries)
         out.print(f"report: {_url(pipeline.home / 'reports' / 'index.html')}", highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+def _run_note(rt: Any, record: dict[str, Any], summary: dict[str, Any]) -> str | None:
+    """What a run that committed nothing new, or resumed, did; None for an ordinary run."""
+    commit = _as_dict(record.get("commit"))
+    if summary.get("already_run"):
+        return f"already run as {summary['run_id']} ({summary['status']}); nothing was done now"
+    if commit.get("resumed"):
+        return f"resumed after its own commit (version {commit.get('version_after')})"
+    if commit.get("status") != "duplicate":
+        return None
+    by_run, version = _ingested_by(rt, record)
+    if by_run == summary["run_id"]:  # its own earlier attempt committed (a crash in between)
+        return f"resumed after its own commit (version {version})"
+    if by_run:
+        return f"already ingested by run {by_run} (version {version}); nothing new committed"
+    return "already in the table (its app transaction is there); nothing new committed"
+
+
+def _ingested_by(rt: Any, record: dict[str, Any]) -> tuple[str | None, int | None]:
+    """The run (and version) whose commit carries this object's app transaction, read from the local
+    Delta log; else the oldest commit from the same source key."""
+    uri = Path(rt.table_uri(str(record.get("dataset"))))
+    app_id = _as_dict(record.get("inspection")).get("app_id")
+    source = f"s3://{record.get('bucket')}/{record.get('key')}"
+    by_source: tuple[str | None, int | None] = (None, None)
+    for log in sorted((uri / "_delta_log").glob("*.json")):
+        actions = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+        info: dict[str, Any] = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+        run_id = info.get("lakehouse.run_id")
+        if app_id and any(_as_dict(a.get("txn")).get("appId") == app_id for a in actions):
+            return run_id, int(log.stem)
+        if by_source[0] is None and run_id and info.get("lakehouse.source") == source:
+            by_source = (str(run_id), int(log.stem))
+    return by_source
 
 
 # -- watch ----------------------------------------------------------------------------------------
@@ -413,7 +539,7 @@ def watch(
             sys.stderr.write(json.dumps({"event": kind, **info}, default=str) + "\n")
         else:
             console.print(
-                f"[bold]{kind}[/bold] " + " ".join(f"{k}={v}" for k, v in info.items()), highlight=False
+                _styled((kind, "bold"), " " + " ".join(f"{k}={v}" for k, v in info.items())), highlight=False
             )
 
     watcher = LandingWatcher(pipeline, debounce_ms=debounce_ms, on_event=on_event)
@@ -454,9 +580,31 @@ def invoke(
             "--local-uris/--keep-uris", help="Point s3://<local bucket>/ URIs in the event at the local home."
         ),
     ] = True,
+    seed: Annotated[
+        Path | None,
+        typer.Option(
+            "--seed",
+            exists=True,
+            dir_okay=False,
+            help="Put this file at every object the event names that is not in the home yet.",
+        ),
+    ] = None,
+    allow_missing: Annotated[
+        bool,
+        typer.Option(
+            "--allow-missing",
+            help="Invoke OnObjectCreatedFunction even if the event's objects do not exist "
+            "(their runs will find nothing and quarantine them).",
+        ),
+    ] = False,
+    metrics: Annotated[
+        bool, typer.Option("--metrics", help="Also print the handler's EMF metrics and Powertools warnings.")
+    ] = False,
     no_spark: NoSparkOpt = False,
 ) -> None:
-    """Call one Lambda handler in-process, like `sam local invoke` (no Docker)."""
+    """Call one Lambda handler in-process, like `sam local invoke` (no Docker).
+
+    The handler's return value is the only thing on stdout; its logs go to stderr."""
     from lakehouse.local.executor import lambda_context
     from lakehouse.local.project import Project, ProjectError, environment, handler_of
 
@@ -479,6 +627,7 @@ def invoke(
             raise _fail(f"{env_vars}: not JSON: {exc}") from exc
     if local_uris:
         payload = _localise_uris(payload, g.home, project)
+    _seed_event_objects(ctx, function, payload, seed, allow_missing)
     env = project.function_environment(function, {})
     # SAM's env-vars file: "Parameters" applies to every function, "<LogicalId>" to that one.
     for section in (overrides.get("Parameters") or {}, overrides.get(function) or {}):
@@ -492,6 +641,8 @@ def invoke(
             "AWS_LAMBDA_FUNCTION_NAME": function,
         }
     )
+    if not metrics:  # the EMF blob is CloudWatch's input, not something to read in a terminal
+        env.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     if not overrides.get(function, {}).get("DATASETS_DIR") and not (overrides.get("Parameters") or {}).get(
         "DATASETS_DIR"
     ):
@@ -501,7 +652,9 @@ def invoke(
     start = time.monotonic()
     try:
         # Handler logs and metrics go to stderr, as `sam local invoke` shows them; stdout is the response.
-        with environment(env), contextlib.redirect_stdout(sys.stderr):
+        with environment(env), contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+            if not metrics:  # "No application metrics to publish", once per flush
+                warnings.simplefilter("ignore", UserWarning)
             result = handler_of(spec)(payload, context)
     except Exception as exc:
         _print_json(
@@ -511,7 +664,7 @@ def invoke(
                 "stackTrace": traceback.format_exception(exc)[1:],
             }
         )
-        _err().print(f"[red]{function} raised {type(exc).__name__}[/red]", highlight=False)
+        _err().print(_styled((f"{function} raised {type(exc).__name__}", "red")), highlight=False)
         raise typer.Exit(1) from None
     _err().print(
         f"REPORT RequestId: {context.aws_request_id} Duration: {(time.monotonic() - start) * 1000:.2f} ms",
@@ -524,6 +677,49 @@ def invoke(
         records = _pipeline(ctx, no_spark=no_spark).drain()
         for record in records:
             _err().print(f"run {record.run_id}: {record.status}", highlight=False)
+
+
+def _event_objects(function: str, payload: Any) -> list[tuple[str, str]]:
+    """(bucket, key) of the objects an event names: OnObjectCreated events, or a run's state."""
+    from lakehouse.errors import InvalidInputError
+    from lakehouse.events import is_sqs_event, iter_sqs_bodies, parse_message
+
+    if not isinstance(payload, dict):
+        return []
+    if function == "OnObjectCreatedFunction":
+        try:
+            messages = [body for _, body in iter_sqs_bodies(payload)] if is_sqs_event(payload) else [payload]
+            return [(o.bucket, o.key) for m in messages for o in parse_message(m)]
+        except InvalidInputError:
+            return []  # the handler reports a malformed event itself
+    state = payload.get("run", payload)
+    if isinstance(state, dict) and isinstance(state.get("bucket"), str) and isinstance(state.get("key"), str):
+        return [(state["bucket"], state["key"])]
+    return []
+
+
+def _seed_event_objects(
+    ctx: typer.Context, function: str, payload: Any, seed: Path | None, allow_missing: bool
+) -> None:
+    """`--seed`: put the file at each object the event names that is missing. Without it, refuse to start
+    runs for objects that do not exist (they would be quarantined and clutter the home)."""
+    objects = _runtime(ctx).adapters.objects
+    missing = [(b, k) for b, k in _event_objects(function, payload) if not objects.exists(b, k)]
+    if not missing:
+        return
+    if seed is not None:
+        for bucket, key in missing:
+            objects.put_file(bucket, key, seed)
+            _err().print(f"seeded {objects.uri(bucket, key)} from {seed}", highlight=False)
+        return
+    if function != "OnObjectCreatedFunction" or allow_missing:
+        return
+    names = ", ".join(f"s3://{b}/{k}" for b, k in missing)
+    raise _fail(
+        f"the event names objects that are not in {_globals(ctx).home}: {names}. Each would start a run that "
+        "finds no object and quarantines it. Pass --seed FILE to put FILE there first (e.g. a CSV of the "
+        "dataset), or --allow-missing to start those runs anyway."
+    )
 
 
 def _localise_uris(value: Any, home: Path, project: Any) -> Any:
@@ -579,13 +775,23 @@ def query(
         writer.writerows(["" if v is None else v for v in row] for row in result.rows)
         sys.stdout.write(buffer.getvalue())
     else:
-        table = Table()
-        for column in result.columns:
-            table.add_column(column)
-        for row in result.rows:
-            table.add_row(*("NULL" if v is None else str(v) for v in row))
-        _out().print(table)
+        _print_result_table(result)
         _err().print(f"{len(result.rows)} row(s) in {result.duration_ms} ms", highlight=False)
+
+
+def _print_result_table(result: Any) -> None:
+    """A query result as a table. Piped output gets the table's natural width (a wide `SELECT *` is not
+    squeezed into 150 columns); values are data, never Rich markup."""
+    cells = [["NULL" if v is None else str(v) for v in row] for row in result.rows]
+    table = Table()
+    for column in result.columns:
+        table.add_column(column)
+    for row in cells:
+        table.add_row(*(Text(v) for v in row))
+    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(result.columns)]
+    natural = sum(w + 3 for w in widths) + 1
+    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else max(150, natural), markup=False)
+    console.print(table)
 
 
 # -- tables ---------------------------------------------------------------------------------------
@@ -655,9 +861,9 @@ def history(
     from lakehouse.errors import InvalidInputError
 
     rt = _runtime(ctx)
-    _contract_or_exit(rt, table)
+    target = _target_or_exit(rt, table)
     try:
-        commits = tables.history(rt.table_uri(table), rt.storage_options, limit)
+        commits = tables.history(target.uri, rt.storage_options, limit)
     except InvalidInputError as exc:
         raise _fail(str(exc), 1) from exc
     if as_json:
@@ -703,23 +909,39 @@ def rollback(
     from lakehouse.errors import LakehouseError
 
     rt = _runtime(ctx)
-    _contract_or_exit(rt, table)
-    with _table_lease(rt, table):
+    target = _target_or_exit(rt, table)
+    with _table_lease(rt, target.source):
         try:
             result = tables.rollback(
-                rt.table_uri(table),
+                target.uri,
                 version,
                 storage_options=rt.storage_options,
                 reason="lakehouse rollback (CLI)",
             )
+            # What derives from the table follows it, as after a pipeline run (RefreshDerived).
+            if result.get("restored") and target.contract is not None and target.contract.derived:
+                result["derived"] = _refresh_derived(rt, table)
         except LakehouseError as exc:
             raise _fail(str(exc), 1) from exc
     if as_json:
         _print_json(result)
-    elif result.get("restored"):
+        return
+    if result.get("restored"):
         _out().print(f"{table}: restored to version {version} (new version {result['version_after']})")
     else:
         _out().print(f"{table}: nothing to do ({result.get('reason')})")
+    for model in result.get("derived") or []:
+        _out().print(f"{model['model']}: refreshed from {table} ({model.get('rows')} rows)", highlight=False)
+
+
+def _refresh_derived(rt: Any, dataset: str) -> list[dict[str, Any]]:
+    """Refresh the dataset's derived models (DuckDB, as the local RefreshDerived does) and register them."""
+    from lakehouse.local.jobs import refresh_derived_duckdb
+    from lakehouse.stages.ingest import register_table
+
+    refreshed = refresh_derived_duckdb(rt, dataset)
+    register_table(rt, {"dataset": dataset, "models": [m["model"] for m in refreshed]})
+    return refreshed
 
 
 @app.command()
@@ -736,11 +958,11 @@ def maintain(
     from lakehouse.errors import LakehouseError
 
     rt = _runtime(ctx)
-    _contract_or_exit(rt, table)
-    with _table_lease(rt, table):
+    target = _target_or_exit(rt, table)
+    with _table_lease(rt, target.source):
         try:
             result = tables.maintain(
-                rt.table_uri(table), retention_hours=retention_hours, storage_options=rt.storage_options
+                target.uri, retention_hours=retention_hours, storage_options=rt.storage_options
             )
         except LakehouseError as exc:
             raise _fail(str(exc), 1) from exc
@@ -759,33 +981,45 @@ def maintain(
 def checks(ctx: typer.Context, table: str, as_json: JsonOpt = False) -> None:
     """Run the dataset's table checks now (the same Athena SQL the pipeline runs) and show the results."""
     from lakehouse.local.athena import LocalQueryEngine, QueryError
-    from lakehouse.sql.checks import athena_table, compile_checks, evaluate
+    from lakehouse.sql.checks import athena_table, compile_checks, evaluate, missing_references
 
     rt = _runtime(ctx)
-    contract = _contract_or_exit(rt, table)
-    compiled = compile_checks(contract, athena_table(rt.settings.glue_database))
+    target = _target_or_exit(rt, table)
+    contract = target.contract
+    # As Inspect does: a referential check whose reference table does not exist fails, named.
+    engine = LocalQueryEngine(rt)
+    available = set(engine.tables())
+    compiled = (
+        compile_checks(contract, athena_table(rt.settings.glue_database), available=available)
+        if contract is not None
+        else None
+    )
     if compiled is None:
         if as_json:
             _print_json({"table": table, "passed": True, "results": []})
+        elif contract is None:
+            _out().print(f"{table} is derived from {target.source} and declares no checks")
         else:
             _out().print(f"{table} declares no checks")
         return
     try:
-        result = LocalQueryEngine(rt).query(compiled.athena())
+        result = engine.query(compiled.athena())
     except QueryError as exc:
         raise _fail(str(exc), 1) from exc
     metrics = [None if v is None else float(v) for v in result.rows[0]] if result.rows else []
-    results = [r.as_dict() for r in evaluate(contract.checks, metrics)]
+    missing = missing_references(contract, available)
+    results = [r.as_dict() for r in evaluate(contract.checks, metrics, missing)]
     passed = all(r["passed"] or r["severity"] == "warn" for r in results)
     if as_json:
         _print_json({"table": table, "passed": passed, "results": results})
     else:
         out = Table(title=f"Checks of {table}", title_justify="left")
-        for column in ("check", "metric", "min", "max", "severity", "result"):
+        for column in ("check", "metric", "min", "max", "severity", "result", "note"):
             out.add_column(column)
         for r in results:
-            verdict = "[green]passed[/green]" if r["passed"] else "[red]FAILED[/red]"
-            out.add_row(r["name"], str(r["metric"]), str(r["min"]), str(r["max"]), r["severity"], verdict)
+            verdict = Text("passed", style="green") if r["passed"] else Text("FAILED", style="red")
+            row = (r["name"], str(r["metric"]), str(r["min"]), str(r["max"]), r["severity"])
+            out.add_row(*row, verdict, r.get("note") or "")
         _out().print(out)
     if not passed:
         raise typer.Exit(1)
@@ -894,8 +1128,79 @@ def rerun(
     _report_runs(pipeline, [started["run_id"]], f"Rerun of {run_id}", as_json)
 
 
+# -- quarantine -----------------------------------------------------------------------------------
+
+
+@app.command()
+def quarantine(
+    ctx: typer.Context,
+    dataset: Annotated[str | None, typer.Argument(help="Only this dataset.")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run (an id or its prefix).")] = None,
+    limit: Annotated[int, typer.Option(help="Rejected rows shown per run.")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Quarantined files with their reasons, and the rows each run rejected (column `reason`)."""
+    from lakehouse.local.quarantine import list_quarantine
+
+    rt = _runtime(ctx)
+    if dataset is not None:
+        _target_or_exit(rt, dataset)  # a derived table is fine: nothing of it is ever quarantined
+    listing = list_quarantine(rt, dataset, run_id, limit)
+    if run_id and not listing.files and not listing.row_sets:
+        raise _fail(f"nothing quarantined for run {run_id!r} in {rt.settings.home}", 1)
+    if as_json:
+        _print_json(listing.as_dict())
+        return
+    out = _out()
+    files = Table(title="Quarantined files", title_justify="left")
+    for column in ("dataset", "run", "file", "error", "reason"):
+        files.add_column(column, overflow="fold")
+    for f in listing.files:
+        files.add_row(f["dataset"], f["run_id"], f["file"], str(f["error"]), f["reason"])
+    out.print(files if listing.files else "no quarantined files", highlight=False)
+    for rows in listing.row_sets:
+        table = Table(
+            title=f"Rejected rows of {rows['dataset']} run {rows['run_id']}: {rows['count']} ({rows['uri']})",
+            title_justify="left",
+        )
+        columns = ("source_row", "source_line", "reason", "raw_line")
+        for column in columns:
+            table.add_column(column)
+        for r in rows["rows"]:
+            table.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in columns))
+        out.print(table)
+
+
 def main() -> None:
     """Console-script entry point."""
     # Spark and py4j log through the root logger at INFO; the CLI prints what matters itself.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        # No traceback reaches a user: the error's own message (they name the file, line, table...).
+        # LAKEHOUSE_DEBUG=1 re-raises, for a bug report.
+        if os.environ.get("LAKEHOUSE_DEBUG"):
+            raise
+        _err().print(_styled(("error:", "red"), f" {_describe(exc)}"), highlight=False)
+        if not _is_user_error(exc):
+            _err().print("(an unexpected error: LAKEHOUSE_DEBUG=1 shows the traceback)", highlight=False)
+        sys.exit(1)
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    from lakehouse.errors import LakehouseError
+    from lakehouse.local.athena import QueryError
+    from lakehouse.local.jobs import SparkMissing
+    from lakehouse.local.project import ProjectError
+
+    return isinstance(exc, LakehouseError | ProjectError | QueryError | SparkMissing | OSError | ValueError)
+
+
+def _describe(exc: BaseException) -> str:
+    """The message a user sees: the error's own text; the class name too when it is not ours."""
+    if _is_user_error(exc) and not isinstance(exc, OSError | ValueError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

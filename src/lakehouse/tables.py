@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from deltalake import CommitProperties, DeltaTable
+from deltalake.exceptions import DeltaError
 
 from lakehouse.engine.delta import TABLE_CONFIGURATION, open_table
 from lakehouse.errors import CommitConflictError, InvalidInputError
@@ -195,6 +196,7 @@ def maintain(
     dt = _require(uri, storage_options)
     version_before = dt.version()
     files_before = len(dt.file_uris())
+    _check_retention(dt, uri, retention_hours, enforce_retention_duration)  # before changing anything
     compact = dt.optimize.compact(target_size=target_size)
     dt.update_incremental()
     dt.create_checkpoint()
@@ -246,6 +248,22 @@ def _remove_abandoned_uploads(uri: str, retention_hours: int) -> list[str]:
                     path.unlink()
                     removed.append(str(path.relative_to(base)))
     return removed
+
+
+def _check_retention(dt: DeltaTable, uri: str, retention_hours: int, enforce: bool) -> None:
+    """A retention below the table's minimum is bad input, said before the table is touched."""
+    if retention_hours < 0:
+        raise InvalidInputError(f"retention must be 0 hours or more, got {retention_hours}")
+    try:
+        dt.vacuum(retention_hours=retention_hours, dry_run=True, enforce_retention_duration=enforce)
+    except DeltaError as exc:
+        if "retention" not in str(exc).lower():
+            raise
+        raise InvalidInputError(
+            f"cannot vacuum {uri} keeping only {retention_hours} hour(s) of removed files: {exc}. "
+            "Readers, time travel and rollbacks within the table's retention window "
+            "(delta.deletedFileRetentionDuration) still need those files."
+        ) from exc
 
 
 def row_count(uri: str, storage_options: dict[str, str] | None = None) -> int:

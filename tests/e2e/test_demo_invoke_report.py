@@ -135,7 +135,8 @@ def test_invoke_sample_event(event: Path | None, event_home: Path, tmp_path: Pat
     home = tmp_path / "home"
     shutil.copytree(event_home, home)
     cli = Cli(home)
-    result = cli("invoke", _function_for(event), "--event", str(event), "--no-drain")
+    seed = write_orders(tmp_path / "seed.csv", 1, 3)  # for objects the event names that are not there
+    result = cli("invoke", _function_for(event), "--event", str(event), "--no-drain", "--seed", str(seed))
     assert result.exit_code == 0, result.stdout + result.stderr
     body = json.loads(result.stdout)
     assert isinstance(body, dict)

@@ -109,24 +109,24 @@ def test_decimal_type_is_normalised() -> None:
         pytest.param(
             BASE.replace("primary_key: [id]", "primary_key: [id, sku]"),
             8,
-            "primary_key",
-            "unknown columns: sku",
+            "primary_key[1]",
+            "unknown column 'sku'",
             id="unknown-key-column",
         ),
         pytest.param(
-            BASE + "partition_by: [region]\n", 9, "partition_by", "unknown columns: region", id="partition"
+            BASE + "partition_by: [region]\n", 9, "partition_by[0]", "unknown column 'region'", id="partition"
         ),
         pytest.param(
             BASE + "row_rules:\n  - {rule: not_null, column: colour}\n",
             10,
-            "row_rules",
+            "row_rules[0].column",
             "unknown column 'colour'",
             id="rule-column",
         ),
         pytest.param(
             BASE + "checks:\n  - {name: full, type: completeness, column: colour}\n",
             10,
-            "checks",
+            "checks[0]",
             "check 'full' names unknown columns: colour",
             id="check-column",
         ),
@@ -164,9 +164,9 @@ def test_decimal_type_is_normalised() -> None:
         ),
         pytest.param(
             BASE.replace("  - {name: status, type: string}", "  - {name: id, type: string}"),
-            5,
-            "columns",
-            "duplicate column names: id",
+            7,
+            "columns[2].name",
+            "duplicate column name 'id'",
             id="duplicate-columns",
         ),
         pytest.param(
@@ -293,3 +293,24 @@ def test_registry_from_the_shipped_folder() -> None:
     assert registry.for_key("orders/2024/orders.csv").name == "orders"
     with pytest.raises(ContractError, match="no such contracts folder"):
         ContractRegistry.from_dir(REPO / "no-such-folder")
+
+
+def test_every_problem_of_a_contract_is_reported_with_its_line() -> None:
+    text = (
+        BASE.replace("primary_key: [id]", "primary_key: [id, sku]")
+        + "partition_by: [region]\n"
+        + "row_rules:\n  - {rule: not_null, column: colour}\n"
+    )
+    message = error_of(text)
+    assert "datasets/shop.yaml:8: primary_key[1]: names unknown column 'sku'" in message, message
+    assert "datasets/shop.yaml:9: partition_by[0]: names unknown column 'region'" in message, message
+    assert "datasets/shop.yaml:11: row_rules[0].column: " in message, message
+
+
+def test_every_bad_contract_in_a_folder_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "shop.yaml").write_text(BASE.replace("primary_key: [id]", "primary_key: [sku]"))
+    (tmp_path / "other.yaml").write_text(BASE.replace("name: shop", "name: other") + "colour: red\n")
+    with pytest.raises(ContractError) as caught:
+        ContractRegistry.from_dir(tmp_path)
+    assert f"{tmp_path / 'shop.yaml'}:8: primary_key[0]" in str(caught.value)
+    assert f"{tmp_path / 'other.yaml'}:9: colour" in str(caught.value)

@@ -121,7 +121,7 @@ def parse_contract(text: str, source: str = "<contract>") -> Contract:
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         lines = []
-        for err in errors[:10]:
+        for err in errors[:50]:
             path = list(err.absolute_path)
             if err.validator == "additionalProperties" and isinstance(err.instance, dict):
                 # Point at the unexpected key itself, not at the mapping that holds it.
@@ -135,13 +135,20 @@ def parse_contract(text: str, source: str = "<contract>") -> Contract:
         lines = []
         for err in exc.errors():
             path = [p for p in err["loc"] if isinstance(p, str | int)]
-            msg = err["msg"].removeprefix("Value error, ")
-            head, sep, rest = msg.partition(": ")
-            if not path and sep and head in Contract.model_fields:
-                # Cross-field errors come from the model validator: point at the field they name.
-                path, msg = [head], rest
-            lines.append(f"{source}:{_line_of(root, path)}: {_field(path)}: {msg}")
+            for msg in err["msg"].removeprefix("Value error, ").splitlines():
+                lines.append(_located(root, source, path, msg))
         raise ContractError("invalid contract:\n  " + "\n  ".join(lines)) from exc
+
+
+def _located(root: yaml.Node | None, source: str, path: list[str | int], msg: str) -> str:
+    """`file:line: field: message`. Cross-field problems (the model validator's, one per line) start
+    with the dotted field path they are about; point at that field."""
+    head, sep, rest = msg.partition(": ")
+    parts = head.split(".")
+    if not path and sep and parts[0] in Contract.model_fields:
+        path = [int(p) if p.isdigit() else p for p in parts]
+        msg = rest
+    return f"{source}:{_line_of(root, path)}: {_field(path)}: {msg}"
 
 
 def load_contract(path: Path) -> Contract:
@@ -166,7 +173,15 @@ class ContractRegistry:
     def from_dir(cls, directory: Path) -> ContractRegistry:
         if not directory.is_dir():
             raise ContractError(f"{directory}: no such contracts folder")
-        return cls([load_contract(p) for p in sorted(directory.glob("*.yaml"))])
+        contracts, problems = [], []
+        for path in sorted(directory.glob("*.yaml")):
+            try:
+                contracts.append(load_contract(path))
+            except ContractError as exc:  # report every bad contract, not only the first
+                problems.append(str(exc))
+        if problems:
+            raise ContractError("\n".join(problems))
+        return cls(contracts)
 
     @classmethod
     def from_location(cls, location: str | Path) -> ContractRegistry:

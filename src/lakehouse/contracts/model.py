@@ -195,36 +195,44 @@ class Contract(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Contract:
+        problems = self.problems()
+        if problems:
+            # One line per problem, each "<field path>: <message>" (the loader gives each its line).
+            raise ValueError("\n".join(problems))
+        return self
+
+    def problems(self) -> list[str]:
+        """Every cross-field problem, as "<field path>: <message>" (path parts joined by '.')."""
         names = [c.name for c in self.columns]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"columns: duplicate column names: {', '.join(dupes)}")
+        out = [
+            f"columns.{i}.name: duplicate column name {n!r}"
+            for i, n in enumerate(names)
+            if names.index(n) != i
+        ]
         clashes = reserved([*names, *(c.source for c in self.columns if c.source)])
         if clashes:
-            raise ValueError(
+            out.append(
                 f"columns: {', '.join(repr(c) for c in clashes)} collide(s) with the engine's reserved "
                 f"columns ({', '.join(RESERVED_COLUMNS)}, compared case-insensitively); rename it"
             )
         known = set(names)
         for field, cols in (("primary_key", self.primary_key), ("partition_by", self.partition_by)):
-            missing = [c for c in cols if c not in known]
-            if missing:
-                raise ValueError(f"{field}: names unknown columns: {', '.join(missing)}")
+            out += [f"{field}.{i}: names unknown column {c!r}" for i, c in enumerate(cols) if c not in known]
         if self.write_mode == "merge" and not self.primary_key:
-            raise ValueError("write_mode: 'merge' needs a primary_key")
+            out.append("write_mode: 'merge' needs a primary_key")
         if self.write_mode == "overwrite_partitions" and not self.partition_by:
-            raise ValueError("write_mode: 'overwrite_partitions' needs partition_by")
-        for rule in self.row_rules:
+            out.append("write_mode: 'overwrite_partitions' needs partition_by")
+        for i, rule in enumerate(self.row_rules):
             if rule.column is not None and rule.column not in known:
-                raise ValueError(f"row_rules: rule {rule.label!r} names unknown column {rule.column!r}")
-        for check in self.checks:
+                out.append(f"row_rules.{i}.column: rule {rule.label!r} names unknown column {rule.column!r}")
+        check_names = [c.name for c in self.checks]
+        for i, check in enumerate(self.checks):
             missing = [c for c in check.key_columns if c not in known]
             if missing:
-                raise ValueError(f"checks: check {check.name!r} names unknown columns: {', '.join(missing)}")
-        check_names = [c.name for c in self.checks]
-        if len(set(check_names)) != len(check_names):
-            raise ValueError("checks: check names must be unique")
-        return self
+                out.append(f"checks.{i}: check {check.name!r} names unknown columns: {', '.join(missing)}")
+            if check_names.index(check.name) != i:
+                out.append(f"checks.{i}.name: check names must be unique ({check.name!r} repeats)")
+        return out
 
     def column(self, name: str) -> Column:
         for col in self.columns:

@@ -9,6 +9,7 @@ the Lambda path goes without it), so DuckDB needs no extension download.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -22,7 +23,7 @@ import duckdb
 import sqlglot
 
 from lakehouse.engine.delta import open_table
-from lakehouse.sql.dialects import athena_to_duckdb
+from lakehouse.sql.dialects import ALTERNATIVES, UnsupportedFunctionError, athena_to_duckdb
 from lakehouse.stages.runtime import Runtime
 
 # Delta (Spark-style) primitive names → names Athena's parser knows, for sqlglot's type annotation.
@@ -33,6 +34,36 @@ _TRINO_TYPES = {
     "byte": "tinyint",
     "string": "varchar",
 }
+
+
+def delta_dataset(uri: str, storage_options: Mapping[str, str] | None = None) -> Any:
+    """The Delta table at `uri` as a pyarrow dataset that DuckDB can scan.
+
+    deltalake's default dataset reads through a `PyFileSystem` implemented in Python. Arrow's I/O threads
+    then call into Python; when DuckDB stops a scan early (a LIMIT, an error while fetching) reads are
+    still in flight, and at interpreter exit they hang or crash the process (seen as `SELECT * ... LIMIT 2`
+    hanging or segfaulting). A local table is therefore read with Arrow's native local filesystem.
+    """
+    import pyarrow.fs as pa_fs
+    from deltalake import DeltaTable
+
+    table = DeltaTable(uri, storage_options=dict(storage_options) if storage_options else None)
+    if "://" in uri and not uri.startswith("file://"):
+        return table.to_pyarrow_dataset()  # object stores: deltalake's handler is the only option
+    root = uri.removeprefix("file://")
+    return table.to_pyarrow_dataset(filesystem=pa_fs.SubTreeFileSystem(root, pa_fs.LocalFileSystem()))
+
+
+def _missing_function_hint(exc: Exception) -> str:
+    """For DuckDB's "Function with name X does not exist": say it is an Athena function without a local
+    equivalent, and what to use instead when we know."""
+    match = re.search(r"Function with name (\w+) does not exist", str(exc))
+    if not match:
+        return ""
+    name = match.group(1).lower()
+    alternative = ALTERNATIVES.get(name)
+    hint = f"; use {alternative}" if alternative else ""
+    return f"\n{name}: not available in the local query engine (DuckDB){hint}"
 
 
 class QueryError(RuntimeError):
@@ -102,7 +133,7 @@ class LocalQueryEngine:
         schema: dict[str, dict[str, str]] = {}
         for name, uri in self.tables().items():
             table = DeltaTable(uri, storage_options=self.rt.storage_options or None)
-            dataset = table.to_pyarrow_dataset()
+            dataset = delta_dataset(uri, self.rt.storage_options)
             hidden = f"__delta_{name}"
             con.register(hidden, dataset)
             for qualified in (_quote(name), f"{_quote(database)}.{_quote(name)}"):
@@ -120,9 +151,14 @@ class LocalQueryEngine:
             return athena_to_duckdb(sql, schema)
         except sqlglot.errors.ParseError as exc:
             raise QueryError(f"cannot parse the query as Athena SQL: {exc}") from exc
+        except UnsupportedFunctionError as exc:
+            raise QueryError(str(exc)) from exc
         except Exception:
             # A schema the optimizer chokes on must not block the query: retry without it.
-            return athena_to_duckdb(sql, None)
+            try:
+                return athena_to_duckdb(sql, None)
+            except UnsupportedFunctionError as exc:
+                raise QueryError(str(exc)) from exc
 
     def query(self, sql: str) -> QueryResult:
         started = time.monotonic()
@@ -137,7 +173,7 @@ class LocalQueryEngine:
                 types = [str(t) for t in relation.types]
                 rows = relation.fetchall()
             except duckdb.Error as exc:
-                raise QueryError(f"{type(exc).__name__}: {exc}") from exc
+                raise QueryError(f"{type(exc).__name__}: {exc}{_missing_function_hint(exc)}") from exc
             return QueryResult(columns, types, rows, duck_sql, int((time.monotonic() - started) * 1000))
         finally:
             con.close()

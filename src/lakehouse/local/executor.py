@@ -476,6 +476,7 @@ def _error_summary(error: Mapping[str, Any] | None, result: ExecutionResult) -> 
         ]
         message = "checks failed: " + ", ".join(
             f"{c.get('name')} (metric {c.get('metric')}, min {c.get('min')}, max {c.get('max')})"
+            + (f": {c['note']}" if c.get("note") else "")
             for c in failed
         )
         return {"error": "ChecksFailedError", "message": message, "checks": cause}

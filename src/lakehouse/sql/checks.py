@@ -173,6 +173,17 @@ def compile_checks(
     return CheckQuery(contract.checks, exp.select(*metrics))
 
 
+def missing_references(contract: Contract, available: Collection[str]) -> dict[str, str]:
+    """check name -> referenced dataset, for the referential checks whose table does not exist."""
+    return {
+        c.name: c.reference.dataset
+        for c in contract.checks
+        if c.type == "referential_integrity"
+        and c.reference is not None
+        and c.reference.dataset not in available
+    }
+
+
 @dataclass(frozen=True)
 class CheckResult:
     name: str
@@ -181,9 +192,10 @@ class CheckResult:
     max: float | None
     severity: str
     passed: bool
+    note: str | None = None  # why there is no metric (e.g. the reference table does not exist)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name,
             "metric": self.metric,
             "min": self.min,
@@ -191,17 +203,31 @@ class CheckResult:
             "severity": self.severity,
             "passed": self.passed,
         }
+        if self.note:
+            out["note"] = self.note
+        return out
 
 
-def evaluate(checks: Sequence[TableCheck], metrics: Sequence[float | None]) -> list[CheckResult]:
-    """Compare each metric with its thresholds. A missing (NULL) metric fails."""
+def evaluate(
+    checks: Sequence[TableCheck],
+    metrics: Sequence[float | None],
+    missing: Mapping[str, str] | None = None,
+) -> list[CheckResult]:
+    """Compare each metric with its thresholds. A missing (NULL) metric fails.
+
+    `missing` (from `missing_references`) names the reference table of each referential check that had
+    no table to compare with: that check fails with a note naming the table.
+    """
     if len(checks) != len(metrics):
         raise ValueError(f"expected {len(checks)} metrics, got {len(metrics)}")
     results = []
     for check, metric in zip(checks, metrics, strict=True):
         low, high = check.thresholds()
         passed = metric is not None and (low is None or metric >= low) and (high is None or metric <= high)
-        results.append(CheckResult(check.name, metric, low, high, check.severity, passed))
+        note = None
+        if metric is None and missing and check.name in missing:
+            note = f"reference table {missing[check.name]!r} does not exist yet"
+        results.append(CheckResult(check.name, metric, low, high, check.severity, passed, note))
     return results
 
 

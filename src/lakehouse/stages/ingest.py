@@ -17,7 +17,13 @@ from aws_lambda_powertools import Logger
 from lakehouse.engine.formats import SAMPLE_BYTES, detect
 from lakehouse.errors import InvalidInputError, ObjectChangedError
 from lakehouse.events import app_id_for
-from lakehouse.sql.checks import athena_table, compile_checks, evaluate, metrics_from_athena
+from lakehouse.sql.checks import (
+    athena_table,
+    compile_checks,
+    evaluate,
+    metrics_from_athena,
+    missing_references,
+)
 from lakehouse.sql.compiler import RunMeta
 from lakehouse.stages.runtime import RunState, Runtime, started_at
 from lakehouse.workdirs import run_workdir
@@ -103,6 +109,7 @@ def inspect_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         "version_before": table.version() if table is not None else -1,
         "has_checks": checks is not None,
         "checks_query": checks.athena() if checks else None,
+        "missing_references": missing_references(contract, available),
         "has_derived": bool(contract.derived),
         "derived_models": [m.name for m in contract.derived],
     }
@@ -205,7 +212,7 @@ def evaluate_checks(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     run = RunState.parse(event)
     contract = rt.contract(run.dataset)
     metrics = metrics_from_athena(run.section("check_rows").get("ResultSet", run.section("check_rows")))
-    results = evaluate(contract.checks, metrics)
+    results = evaluate(contract.checks, metrics, run.section("inspection").get("missing_references"))
     passed = all(r.passed or r.severity == "warn" for r in results)
     out = {
         "passed": passed,
