@@ -18,6 +18,7 @@ from typing import Any, Literal
 import duckdb
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
+from lakehouse import access
 from lakehouse.contracts.model import Contract, FormatSpec
 from lakehouse.engine.delta import (
     TABLE_CONFIGURATION,
@@ -204,6 +205,7 @@ def ingest_file(
     """
     started = time.monotonic()
     name = source_name or path.name
+    access.require_table(table_uri, write=True)  # local IAM: delta-rs commits new objects
     table = open_table(table_uri, storage_options)
     version_before = table.version() if table is not None else -1
     if table is not None and table.transaction_version(app_id) is not None:

@@ -32,6 +32,7 @@ from typing import Any
 
 from lakehouse import tables
 from lakehouse.adapters.local import file_lock
+from lakehouse.local import enforce
 from lakehouse.local.athena import LocalAthena, QueryError
 from lakehouse.local.jobs import LocalJobs, SparkMissing, spark_status
 from lakehouse.local.project import ACCOUNT_ID, REGION, Project, environment, handler_of
@@ -162,7 +163,9 @@ class LocalPipeline:
         env = self.function_env(logical_id)
 
         def call(event: dict[str, Any], context: Any) -> Any:
-            with environment(env), contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+            # The handler acts as its function's role (local IAM enforcement, docs/IAM.md).
+            role = enforce.as_role(enforce.function_role(logical_id), logical_id)
+            with environment(env), role, contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
                 # Powertools warns when a handler published no metric; metrics are off locally anyway.
                 warnings.simplefilter("ignore", UserWarning)
                 return handler_of(spec)(event, context)
@@ -173,16 +176,18 @@ class LocalPipeline:
         env = self.base_env()
 
         def glue(_key: str, params: dict[str, Any]) -> Any:
-            with environment(env):
+            with environment(env), enforce.as_role(enforce.job_role("glue", params), "GlueJobRunnerSession"):
                 return self.jobs.glue_start_job_run(params)
 
         def emr(_key: str, params: dict[str, Any]) -> Any:
-            with environment(env):
+            with environment(env), enforce.as_role(enforce.job_role("emr", params), "EmrJobRunSession"):
                 return self.jobs.emr_start_job_run(params)
 
         def athena_start(_key: str, params: dict[str, Any]) -> Any:
             try:
-                return self.athena.start_query_execution(params)
+                # The caller's permissions were checked (enforce.integration_checks); DuckDB reads freely.
+                with enforce.as_role(None):
+                    return self.athena.start_query_execution(params)
             except QueryError as exc:
                 raise TaskFailed(
                     "States.TaskFailed",
@@ -190,7 +195,8 @@ class LocalPipeline:
                 ) from exc
 
         def athena_results(_key: str, params: dict[str, Any]) -> Any:
-            return self.athena.get_query_results(params)
+            with enforce.as_role(None):
+                return self.athena.get_query_results(params)
 
         def sns_publish(_key: str, params: dict[str, Any]) -> Any:
             message: Any = params.get("Message", "")
@@ -238,8 +244,11 @@ class LocalPipeline:
             definition,
             name=machine,
             substitutions=self.substitutions(machine),
-            lambda_handlers=self.lambda_handlers(),
-            service_handlers=self.service_handlers(),
+            # Each task is checked against the machine's role, then runs as its own (docs/IAM.md).
+            lambda_handlers={k: enforce.lambda_as(machine, k, h) for k, h in self.lambda_handlers().items()},
+            service_handlers={
+                k: enforce.service_as(machine, k, h) for k, h in self.service_handlers().items()
+            },
             time_scale=self.options.time_scale,
         )
         with sm:
@@ -383,7 +392,8 @@ class LocalPipeline:
             etag=info.etag,
             event_time=datetime.now(UTC).isoformat(timespec="milliseconds"),
         )
-        with environment(self.base_env()), contextlib.redirect_stdout(sys.stderr):
+        role = enforce.as_role(enforce.function_role("OnObjectCreatedFunction"), "OnObjectCreatedFunction")
+        with environment(self.base_env()), role, contextlib.redirect_stdout(sys.stderr):
             return start_run(self.rt, obj, default_starter(self.rt))
 
     # -- maintenance -------------------------------------------------------------------------------

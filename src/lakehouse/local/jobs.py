@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from types import ModuleType
 from typing import Any
 
-from lakehouse import tables
+from lakehouse import access, tables
 from lakehouse.errors import InvalidInputError
 from lakehouse.local.sfn import TaskFailed
 from lakehouse.sql.compiler import RunMeta
@@ -335,6 +335,7 @@ def refresh_derived_spark(rt: Runtime, dataset: str, spark: Any) -> list[dict[st
     for model in contract.derived:
         frame = spark.sql(model.sql)
         target = rt.derived_uri(model.name)
+        access.require_table(target, write=True)
         frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(target)
         out.append({"model": model.name, "uri": target, "engine": "spark"})
     return out
@@ -361,6 +362,7 @@ def refresh_derived_duckdb(rt: Runtime, dataset: str) -> list[dict[str, Any]]:
             sql = sqlglot.transpile(model.sql, read="spark", write="duckdb")[0]
             data = con.sql(sql).to_arrow_table()
             target = rt.derived_uri(model.name)
+            access.require_table(target, write=True)
             write_deltalake(
                 target,
                 data,

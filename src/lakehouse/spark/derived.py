@@ -8,6 +8,7 @@ import sqlglot
 from pyspark.sql import SparkSession
 from sqlglot import exp
 
+from lakehouse import access
 from lakehouse.contracts.model import Contract
 from lakehouse.errors import ContractError
 from lakehouse.spark.ingest import session_confs, table_property_defaults, table_state
@@ -47,6 +48,7 @@ def refresh_derived(
             views = []
             for dataset in referenced_tables(model.sql):
                 source = table_uri(lake_root, dataset)
+                access.require_table(source)  # local IAM (docs/IAM.md)
                 if table_state(spark, source)[0] < 0:
                     raise ContractError(
                         f"derived model {model.name!r} of {contract.name!r} reads {dataset!r}, "
@@ -57,6 +59,7 @@ def refresh_derived(
             try:
                 frame = spark.sql(model.sql)
                 target = derived_uri(lake_root, model.name)
+                access.require_table(target, write=True)
                 frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(target)
                 version, _ = table_state(spark, target)
                 rows = spark.read.format("delta").load(target).count()
