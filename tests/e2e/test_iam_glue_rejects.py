@@ -55,5 +55,7 @@ def test_glue_route_file_with_rejects_commits_under_enforcement(
     commit = record.data["commit"]
     assert commit["rows_written"] == 19
     assert commit["rows_rejected"] == 1
-    rejects = tmp_path / "home" / "buckets" / "quarantine" / "rows" / "orders" / record.run_id / "rejects.parquet"
+    rejects = (
+        tmp_path / "home" / "buckets" / "quarantine" / "rows" / "orders" / record.run_id / "rejects.parquet"
+    )
     assert rejects.is_file()

@@ -744,8 +744,8 @@ def test_real_handlers_a_missing_grant_fails_the_task_as_aws_would(
     AccessDenied message, the run is rolled back and quarantined, and the table is never created."""
     root = _template_without(
         tmp_path,
-        '            - Sid: CommitDeltaTables\n              Effect: Allow\n              Action: [s3:GetObject, s3:PutObject]',
-        '            - Sid: CommitDeltaTables\n              Effect: Allow\n              Action: [s3:GetObject]',
+        "Sid: CommitDeltaTables\n              Effect: Allow\n              Action: [s3:GetObject, s3:PutObject]",
+        "Sid: CommitDeltaTables\n              Effect: Allow\n              Action: [s3:GetObject]",
     )
     monkeypatch.setenv("LAKEHOUSE_PROJECT_ROOT", str(root))
     sm, services = real_machine
@@ -777,8 +777,8 @@ def test_real_handlers_the_machine_role_must_allow_invoking_each_function(
     with Lambda.AWSLambdaException (retried, then caught), as Step Functions reports it."""
     root = _template_without(
         tmp_path,
-        "                  - !Ref InspectObjectFunction.Alias\n                  - !Ref CommitObjectFunction.Alias",
-        "                  - !Ref CommitObjectFunction.Alias",
+        "- !Ref InspectObjectFunction.Alias\n                  - !Ref CommitObjectFunction.Alias",
+        "- !Ref CommitObjectFunction.Alias",
     )
     monkeypatch.setenv("LAKEHOUSE_PROJECT_ROOT", str(root))
     sm, _services = real_machine
@@ -789,6 +789,7 @@ def test_real_handlers_the_machine_role_must_allow_invoking_each_function(
     assert result.status == "FAILED", result
     error = entered_inputs(result, "Rollback")[0]["error"]
     assert error["Error"] == "Lambda.AWSLambdaException"
-    assert "lambda:InvokeFunction on resource: arn:aws:lambda:us-east-1:000000000000:function:InspectObjectFunction:live" in error["Cause"]
+    alias = "arn:aws:lambda:us-east-1:000000000000:function:InspectObjectFunction:live"
+    assert f"lambda:InvokeFunction on resource: {alias}" in error["Cause"]
     failures = [e for e in result.history if "lambdaFunctionFailedEventDetails" in e]
     assert len(failures) == 7  # the first attempt and the 6 retries the ASL gives Lambda.AWSLambdaException

@@ -25,7 +25,6 @@ def build_adapters(settings: Settings | None = None) -> Adapters:
     settings = settings or get_settings()
     if settings.backend == "local":
         from lakehouse.adapters import local
-
         from lakehouse.local.enforce import wrap
 
         home = settings.home.resolve()

@@ -78,7 +78,7 @@ def flush_records() -> None:
     """Append what was allowed to `$LAKEHOUSE_IAM_RECORD` (one JSON line per role/statement/action)."""
     path = os.environ.get(RECORD_ENV)
     with _RECORD_LOCK:
-        rows, _RECORDED_COPY = sorted(_RECORDED), None
+        rows = sorted(_RECORDED)
         _RECORDED.clear()
     if not path or not rows:
         return
@@ -359,7 +359,7 @@ class EnforcingCatalog(_Checked):
         *args: Any,
         **kwargs: Any,
     ) -> Any:
-        """GetTable, then CreateTable for a new entry or UpdateTable for a changed one (as the Glue adapter)."""
+        """GetTable, then CreateTable (new entry) or UpdateTable (changed entry), as the Glue adapter."""
         from lakehouse.adapters import columns_changed, delta_table_input
 
         if active_role() is not None:

@@ -25,13 +25,24 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from lakehouse.local.project import ACCOUNT_ID, LOCAL_RESOURCE_NAMES, REGION, Project
+
+__all__ = [
+    "ACCOUNT_ID",
+    "PARTITION",
+    "REGION",
+    "PolicyError",
+    "PolicyModel",
+    "Principal",
+    "Request",
+    "evaluate",
+]
 
 PARTITION = "aws"
 STACK_NAME = "lakehouse-local"
@@ -193,11 +204,9 @@ class Statement:
                     return True
                 if kind == "Service" and principal.service == value:
                     return True
-                if (
-                    kind == "AWS"
-                    and principal.arn is not None
-                    and value in (principal.arn, principal.account_root)
-                ):
+                # The account root is not the role: a key policy's root grant delegates to IAM, which
+                # the caller evaluates separately (lakehouse.local.enforce.kms_allows).
+                if kind == "AWS" and principal.arn is not None and value == principal.arn:
                     return True
         return False
 
@@ -258,7 +267,8 @@ def evaluate(
     return Decision(bool(allows), allowed_by=tuple(allows))
 
 
-_STRING_OPS = {
+_Test = Callable[[str, str], bool]
+_STRING_OPS: dict[str, _Test] = {
     "StringEquals": lambda p, v: p == v,
     "StringNotEquals": lambda p, v: p == v,
     "StringEqualsIgnoreCase": lambda p, v: p.lower() == v.lower(),
@@ -439,7 +449,7 @@ class Resolver:
                 return self.condition(str(arg))
         raise PolicyError(f"cannot evaluate the condition {node!r}")
 
-    def value(self, node: Any) -> Any:  # noqa: PLR0911 - one branch per intrinsic
+    def value(self, node: Any) -> Any:
         if isinstance(node, list):
             out = [self.value(v) for v in node]
             return [v for v in out if v is not _NO_VALUE]
