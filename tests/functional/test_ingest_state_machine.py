@@ -744,8 +744,8 @@ def test_real_handlers_a_missing_grant_fails_the_task_as_aws_would(
     AccessDenied message, the run is rolled back and quarantined, and the table is never created."""
     root = _template_without(
         tmp_path,
-        "Sid: CommitDeltaTables\n              Effect: Allow\n              Action: [s3:GetObject, s3:PutObject]",
-        "Sid: CommitDeltaTables\n              Effect: Allow\n              Action: [s3:GetObject]",
+        "CommitDeltaTables\n              Effect: Allow\n              Action: [s3:GetObject, s3:PutObject]",
+        "CommitDeltaTables\n              Effect: Allow\n              Action: [s3:GetObject]",
     )
     monkeypatch.setenv("LAKEHOUSE_PROJECT_ROOT", str(root))
     sm, services = real_machine
