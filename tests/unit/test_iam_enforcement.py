@@ -86,6 +86,9 @@ class _PinnedStore:
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
 
+    def exists(self, bucket: str, key: str) -> bool:
+        return True
+
     def read_bytes(
         self, bucket: str, key: str, max_bytes: int | None = None, *, version_id: str | None = None
     ) -> bytes:
@@ -199,3 +202,28 @@ def test_data_key_refuses_a_principal_it_does_not_name() -> None:
     stranger = f"arn:aws:iam::{ACCOUNT_ID}:role/Stranger"
     with pytest.raises(Exception, match="no role 'Stranger'"):
         enforce.kms_allows(Principal(arn=stranger), "kms:Decrypt", "DataKey", {})
+
+
+def test_reading_a_missing_object_without_list_bucket_is_access_denied(
+    tmp_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 returns 404 for a missing key only to callers allowed s3:ListBucket; others get 403."""
+    adapters = build_adapters(Settings(LAKEHOUSE_BACKEND="local", LAKEHOUSE_HOME=tmp_home))
+    with enforce.as_role("ReadJobResultFunctionRole"), pytest.raises(FileNotFoundError):
+        adapters.objects.read_bytes("lake", "runs/missing/commit.json")  # ListLake: a plain 404
+    # The same role without its ListLake statement.
+    text = (ROOT / "template.yaml").read_text()
+    listing = (
+        "            - Sid: ListLake\n              Effect: Allow\n              Action: [s3:ListBucket]\n"
+    )
+    listing += "              Resource: !GetAtt LakeBucket.Arn\n      DeploymentPreference:\n"
+    listing += "        Alarms: [!Ref ReadJobResultErrorsAlarm]"
+    assert text.count(listing) == 1
+    root = tmp_path / "project"
+    root.mkdir()
+    replacement = "      DeploymentPreference:\n        Alarms: [!Ref ReadJobResultErrorsAlarm]"
+    (root / "template.yaml").write_text(text.replace(listing, replacement))
+    monkeypatch.setenv("LAKEHOUSE_PROJECT_ROOT", str(root))
+    denied = pytest.raises(AccessDeniedError, match='s3:ListBucket on resource: "arn:aws:s3:::lake"')
+    with enforce.as_role("ReadJobResultFunctionRole"), denied:
+        adapters.objects.read_bytes("lake", "runs/missing/commit.json")

@@ -265,6 +265,10 @@ class EnforcingObjectStore(_Checked):
             check_s3(
                 role, "s3:GetObjectVersion" if pinned and action == "s3:GetObject" else action, bucket, key
             )
+        if "s3:GetObject" in actions and not self._inner.exists(bucket, key):
+            # S3 answers a read of a missing key with 404 only to a caller allowed s3:ListBucket on the
+            # bucket; anyone else gets 403 AccessDenied (S3 docs: GetObject/HeadObject permissions).
+            check_s3(role, "s3:ListBucket", bucket, key)
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._inner, name)
