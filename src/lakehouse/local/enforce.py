@@ -109,9 +109,16 @@ def denial_message(
     return f"User: {who} is not authorized to perform: {action} on resource: {shown} {why}"
 
 
+@lru_cache(maxsize=8192)
+def _candidates(root: str | None, role: str, action: str) -> tuple[Any, ...]:
+    """The statements of a role whose Action/NotAction covers `action` (cached: evaluation is then a
+    resource and condition check over a few statements)."""
+    return tuple(st for st in _model(root).role(role).statements if st.matches_action(action))
+
+
 def authorize(role: str, action: str, resource: str, context: Mapping[str, Any] | None = None) -> None:
     """Raise AccessDeniedError unless `role`'s policies allow `action` on `resource`."""
-    statements = model().role(role).statements
+    statements = _candidates(os.environ.get("LAKEHOUSE_PROJECT_ROOT"), role, action)
     decision = evaluate(statements, Request(action, resource, context or {}))
     if not decision.allowed:
         service = action.split(":", 1)[0]
@@ -139,19 +146,25 @@ def kms_allows(principal: Principal, action: str, key_logical_id: str, context: 
     return direct.allowed or (via_iam and evaluate(role.statements, request).allowed)
 
 
+@lru_cache(maxsize=1024)
+def _kms_decision(
+    root: str | None, role: str, action: str, key_logical_id: str
+) -> tuple[bool, str, tuple[Any, ...]]:
+    """(allowed, key ARN, the role's statements that allow it): a role's use of a key has no context."""
+    m = _model(root)
+    arn = m.key_arn(key_logical_id)
+    allowed = kms_allows(Principal(arn=m.role(role).arn), action, key_logical_id, {})
+    return allowed, arn, evaluate(m.role(role).statements, Request(action, arn)).allowed_by
+
+
 def authorize_kms(role: str, action: str, key_logical_id: str) -> None:
-    principal = Principal(arn=model().role(role).arn)
-    if not kms_allows(principal, action, key_logical_id, {}):
-        resource = model().key_arn(key_logical_id)
+    allowed, resource, allowed_by = _kms_decision(
+        os.environ.get("LAKEHOUSE_PROJECT_ROOT"), role, action, key_logical_id
+    )
+    if not allowed:
         message = denial_message(role, action, resource, explicit=False, session=os.environ.get(SESSION_ENV))
         raise AccessDeniedError(message, "AccessDeniedException", action, resource)
-    statements = model().role(role).statements
-    _record(
-        role,
-        action,
-        model().key_arn(key_logical_id),
-        evaluate(statements, Request(action, model().key_arn(key_logical_id))).allowed_by,
-    )
+    _record(role, action, resource, allowed_by)
 
 
 # -- S3 -------------------------------------------------------------------------------------------

@@ -114,6 +114,17 @@ def glob_match(pattern: str, value: str, *, ignore_case: bool = False) -> bool:
     return _glob(pattern, ignore_case).match(value) is not None
 
 
+@lru_cache(maxsize=4096)
+def _any_glob(patterns: tuple[str, ...], ignore_case: bool) -> re.Pattern[str]:
+    """One regex for a list of patterns (a statement's Action or Resource list)."""
+    body = "|".join(_glob(p, ignore_case).pattern[1:-1] for p in patterns)
+    return re.compile(f"^(?:{body})$", re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL)
+
+
+def _any_match(patterns: tuple[str, ...], value: str, ignore_case: bool) -> bool:
+    return bool(patterns) and _any_glob(patterns, ignore_case).match(value) is not None
+
+
 def arn_like(pattern: str, value: str) -> bool:
     """ArnLike: each of the six colon-separated parts matches on its own (the resource part may hold
     colons)."""
@@ -177,10 +188,8 @@ class Statement:
 
     def matches_action(self, action: str) -> bool:
         if self.actions:
-            return any(glob_match(p, action, ignore_case=True) for p in self.actions)
-        return bool(self.not_actions) and not any(
-            glob_match(p, action, ignore_case=True) for p in self.not_actions
-        )
+            return _any_match(self.actions, action, True)
+        return bool(self.not_actions) and not _any_match(self.not_actions, action, True)
 
     def action_patterns(self, action: str) -> list[str]:
         """The Action entries that match `action` (what the unused-grants report counts)."""
@@ -190,8 +199,8 @@ class Statement:
 
     def matches_resource(self, resource: str) -> bool:
         if self.resources:
-            return any(glob_match(p, resource) for p in self.resources)
-        return bool(self.not_resources) and not any(glob_match(p, resource) for p in self.not_resources)
+            return _any_match(self.resources, resource, False)
+        return bool(self.not_resources) and not _any_match(self.not_resources, resource, False)
 
     def matches_principal(self, principal: Principal | None) -> bool:
         if self.principals is None:
