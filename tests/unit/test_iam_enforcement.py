@@ -227,3 +227,56 @@ def test_reading_a_missing_object_without_list_bucket_is_access_denied(
     denied = pytest.raises(AccessDeniedError, match='s3:ListBucket on resource: "arn:aws:s3:::lake"')
     with enforce.as_role("ReadJobResultFunctionRole"), denied:
         adapters.objects.read_bytes("lake", "runs/missing/commit.json")
+
+
+def test_a_denied_service_integration_fails_with_the_step_functions_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakehouse.local.sfn import TaskFailed
+
+    text = (ROOT / "template.yaml").read_text()
+    alert = "              - Sid: Alert\n                Effect: Allow\n                Action: sns:Publish\n"
+    alert += "                Resource: !Ref AlertTopic\n              - Sid: PublishDatasetUpdated"
+    assert text.count(alert) == 1
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "template.yaml").write_text(text.replace(alert, "              - Sid: PublishDatasetUpdated"))
+    monkeypatch.setenv("LAKEHOUSE_PROJECT_ROOT", str(root))
+    calls: list[str] = []
+    publish = enforce.service_as("IngestStateMachine", "sns:publish", lambda key, params: calls.append(key))
+    topic = "arn:aws:sns:us-east-1:000000000000:AlertTopic"
+    with pytest.raises(TaskFailed) as caught:
+        publish("sns:publish", {"TopicArn": topic, "Message": "{}"})
+    assert caught.value.error == "SNS.AuthorizationErrorException"
+    assert f"sns:Publish on resource: {topic}" in caught.value.cause
+    assert calls == []
+
+
+def test_unused_grants_report_lists_only_what_no_run_exercised(tmp_path: Path) -> None:
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location(
+        "iam_unused_grants", ROOT / "scripts" / "iam_unused_grants.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    record = tmp_path / "record.jsonl"
+    row = {
+        "role": "ManageLeaseFunctionRole",
+        "statement": "ManageLeaseFunctionRole/ManageLeaseFunctionRolePolicy1#Leases",
+        "action": "dynamodb:PutItem",
+        "example": "dynamodb:PutItem arn:aws:dynamodb:us-east-1:000000000000:table/leases",
+    }
+    record.write_text(json.dumps(row) + "\n")
+    result = script.report(enforce.model(), script.load_records([record]))
+    leases = result["ManageLeaseFunctionRole"]
+    assert [e["action"] for e in leases["exercised"]] == ["dynamodb:PutItem"]
+    unused = {e["action"] for e in leases["unused"]}
+    assert {"dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"} <= unused
+    # AWS-side grants are listed apart, with their reason, not as candidates.
+    glue_side = {e["action"]: e["why"] for e in result["GlueJobRole"]["aws_side"]}
+    assert "cloudwatch:PutMetricData" in glue_side
+    assert "cloudwatch:PutMetricData" not in {e["action"] for e in result["GlueJobRole"]["unused"]}
