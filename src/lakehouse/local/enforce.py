@@ -42,9 +42,21 @@ def _model(root: str | None) -> PolicyModel:
     return PolicyModel.load(Path(root) if root else None)
 
 
+_PROJECT_ROOT: list[str] = []
+
+
+def use_project(root: Path) -> None:
+    """The project whose template the checks use when LAKEHOUSE_PROJECT_ROOT is not set (the executor's)."""
+    _PROJECT_ROOT[:] = [str(root)]
+
+
+def _root() -> str | None:
+    return os.environ.get("LAKEHOUSE_PROJECT_ROOT") or (_PROJECT_ROOT[0] if _PROJECT_ROOT else None)
+
+
 def model() -> PolicyModel:
     """The roles of the project's template.yaml (parsed once per process)."""
-    return _model(os.environ.get("LAKEHOUSE_PROJECT_ROOT"))
+    return _model(_root())
 
 
 @contextlib.contextmanager
@@ -118,7 +130,7 @@ def _candidates(root: str | None, role: str, action: str) -> tuple[Any, ...]:
 
 def authorize(role: str, action: str, resource: str, context: Mapping[str, Any] | None = None) -> None:
     """Raise AccessDeniedError unless `role`'s policies allow `action` on `resource`."""
-    statements = _candidates(os.environ.get("LAKEHOUSE_PROJECT_ROOT"), role, action)
+    statements = _candidates(_root(), role, action)
     decision = evaluate(statements, Request(action, resource, context or {}))
     if not decision.allowed:
         service = action.split(":", 1)[0]
@@ -158,9 +170,7 @@ def _kms_decision(
 
 
 def authorize_kms(role: str, action: str, key_logical_id: str) -> None:
-    allowed, resource, allowed_by = _kms_decision(
-        os.environ.get("LAKEHOUSE_PROJECT_ROOT"), role, action, key_logical_id
-    )
+    allowed, resource, allowed_by = _kms_decision(_root(), role, action, key_logical_id)
     if not allowed:
         message = denial_message(role, action, resource, explicit=False, session=os.environ.get(SESSION_ENV))
         raise AccessDeniedError(message, "AccessDeniedException", action, resource)
@@ -223,7 +233,7 @@ def _bucket_keys(root: str | None) -> dict[str, str]:
 
 def bucket_keys() -> dict[str, str]:
     """Local bucket name -> logical id of the KMS key its default encryption uses."""
-    return _bucket_keys(os.environ.get("LAKEHOUSE_PROJECT_ROOT"))
+    return _bucket_keys(_root())
 
 
 def require_uri(role: str, uri: str, actions: Sequence[str]) -> None:

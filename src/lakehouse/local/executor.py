@@ -91,6 +91,7 @@ class LocalPipeline:
         self.home = Path(options.home).resolve()
         self.datasets_dir = Path(options.datasets_dir).resolve()
         self.project = Project.load(options.project_root)
+        enforce.use_project(self.project.root)  # the roles of this project's template (docs/IAM.md)
         self.spark_detail = ""
         if options.spark is False:
             self.use_spark = False
