@@ -72,7 +72,8 @@ def as_role(role: str | None, session: str | None = None) -> Iterator[None]:
 
 # -- recording ------------------------------------------------------------------------------------
 
-_RECORDED: set[tuple[str, str, str, str]] = set()
+# (role, statement, Action entry) -> one example request; kept small whatever the number of calls.
+_RECORDED: dict[tuple[str, str, str], str] = {}
 _RECORD_LOCK = threading.Lock()
 
 
@@ -82,7 +83,7 @@ def _record(role: str, action: str, resource: str, statements: Sequence[Any]) ->
     with _RECORD_LOCK:
         for st in statements:
             for pattern in st.action_patterns(action):
-                _RECORDED.add((role, st.label, pattern, action + " " + resource))
+                _RECORDED.setdefault((role, st.label, pattern), action + " " + resource)
 
 
 @atexit.register
@@ -90,7 +91,7 @@ def flush_records() -> None:
     """Append what was allowed to `$LAKEHOUSE_IAM_RECORD` (one JSON line per role/statement/action)."""
     path = os.environ.get(RECORD_ENV)
     with _RECORD_LOCK:
-        rows = sorted(_RECORDED)
+        rows = sorted((*key, example) for key, example in _RECORDED.items())
         _RECORDED.clear()
     if not path or not rows:
         return
