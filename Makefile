@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TOOLS_STAMP := .tools/.installed
 
-.PHONY: dev demo test test-unit test-functional test-e2e lint format build validate bench emr-artifacts clean
+.PHONY: dev demo test test-unit test-functional test-e2e lint format build validate bench emr-artifacts clean iam-report
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,17 +18,25 @@ dev: $(STAMP)  ## the development environment (.venv)
 demo: $(STAMP)  ## run the whole pipeline locally on sample data and print what it did
 	$(BIN)/lakehouse demo
 
+# Every local run checks each call against its role in template.yaml (docs/IAM.md); explicit here.
 test: $(STAMP)  ## the whole test suite: unit, functional (moto, Spark), end-to-end
-	$(BIN)/pytest -n 2 --dist loadgroup tests
+	LAKEHOUSE_IAM=on $(BIN)/pytest -n 2 --dist loadgroup tests
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -n 2 tests/unit
 
 test-functional: $(STAMP)
-	$(BIN)/pytest tests/functional
+	LAKEHOUSE_IAM=on $(BIN)/pytest tests/functional
 
 test-e2e: $(STAMP)
-	$(BIN)/pytest tests/e2e
+	LAKEHOUSE_IAM=on $(BIN)/pytest tests/e2e
+
+IAM_RECORD := $(CURDIR)/.lakehouse/iam-record.jsonl
+iam-report: $(STAMP)  ## the grants no test exercises, per role (least-privilege candidates)
+	mkdir -p .lakehouse && rm -f $(IAM_RECORD)
+	-LAKEHOUSE_IAM=on LAKEHOUSE_IAM_RECORD=$(IAM_RECORD) $(BIN)/pytest -n 2 --dist loadgroup -q \
+		tests/e2e tests/functional/test_ingest_state_machine.py tests/functional/test_maintenance_state_machine.py
+	$(BIN)/python scripts/iam_unused_grants.py $(IAM_RECORD)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests functions jobs bench

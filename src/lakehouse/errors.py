@@ -53,6 +53,24 @@ class ChecksFailedError(LakehouseError):
     """One or more table checks of severity `fail` did not pass."""
 
 
+class AccessDeniedError(LakehouseError):
+    """A call its role's policies do not allow (raised by the local IAM enforcement, docs/IAM.md).
+
+    The message is AWS's ("User: arn:aws:sts::...:assumed-role/<role>/<session> is not authorized to
+    perform: <action> on resource: <arn> because no identity-based policy allows the <action> action"),
+    and `response` is shaped like botocore's ClientError response (`Error.Code` AccessDenied for S3,
+    AccessDeniedException for the other services), so callers that read the code see what AWS returns.
+    """
+
+    def __init__(
+        self, message: str, code: str = "AccessDenied", action: str = "", resource: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.action = action
+        self.resource = resource
+        self.response = {"Error": {"Code": code, "Message": message}}
+
+
 class InputLimitError(InvalidInputError):
     """The file exceeds a limit of its contract: line length, field count, decompressed size or ratio."""
 

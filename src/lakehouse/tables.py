@@ -17,6 +17,7 @@ from typing import Any
 from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import DeltaError
 
+from lakehouse import access
 from lakehouse.engine.delta import TABLE_CONFIGURATION, open_table
 from lakehouse.errors import CommitConflictError, InvalidInputError
 
@@ -119,6 +120,7 @@ def rollback(
     left the table at; if someone else committed since, restoring would throw their commit away, so it
     refuses with CommitConflictError instead.
     """
+    access.require_table(uri, write=True)  # local IAM: RESTORE commits a new version
     dt = _require(uri, storage_options)
     current = dt.version()
     result: dict[str, Any] = {"uri": uri, "restored_to": version, "version_before": current}
@@ -193,6 +195,7 @@ def maintain(
     Lowering `retention_hours` below the table's
     `delta.deletedFileRetentionDuration` needs `enforce_retention_duration=False`.
     """
+    access.require_table(uri, write=True, delete=True)  # local IAM: compaction commits, VACUUM deletes
     dt = _require(uri, storage_options)
     version_before = dt.version()
     files_before = len(dt.file_uris())

@@ -538,22 +538,43 @@ def local_home(tmp_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_home
 
 
+def local_substitutions() -> dict[str, str]:
+    """The DefinitionSubstitutions as the local executor resolves them (local names and ARNs)."""
+    from lakehouse.local.project import Project
+
+    project = Project.load(ROOT)
+    keys = project.definition_substitution_keys(MACHINE)
+    return {k: project.resolve(v, project.parameter_defaults()) for k, v in keys.items()}
+
+
 @pytest.fixture
-def real_machine(local_home: Path) -> Iterator[tuple[LocalStateMachine, FakeServices]]:
+def real_machine(
+    local_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[LocalStateMachine, FakeServices]]:
+    """The real handlers under local IAM enforcement: each Lambda task is invoked by the machine's role
+    and runs as its function's role; each service task is checked against the machine's role."""
+    from lakehouse.local.enforce import lambda_as, service_as
+
+    monkeypatch.setenv("LAKEHOUSE_IAM", "on")
+    monkeypatch.setenv("LAKEHOUSE_PROJECT_ROOT", str(ROOT))
     services = FakeServices(local_home)
+    handlers = {
+        "glue:startJobRun.sync": services.glue,
+        "athena:startQueryExecution.sync": services.athena,
+        "athena:getQueryResults": services.athena,
+        "emr-serverless:startJobRun.sync": services.emr,
+        "sns:publish": services.sns,
+        "events:putEvents": services.put_events,
+    }
     with LocalStateMachine(
         DEFINITION,
         name=MACHINE,
-        substitutions=SUBSTITUTIONS,
-        lambda_handlers={function_arn(d): _load_handler(d) for d in FUNCTIONS.values()},
-        service_handlers={
-            "glue:startJobRun.sync": services.glue,
-            "athena:startQueryExecution.sync": services.athena,
-            "athena:getQueryResults": services.athena,
-            "emr-serverless:startJobRun.sync": services.emr,
-            "sns:publish": services.sns,
-            "events:putEvents": services.put_events,
+        substitutions=local_substitutions(),
+        lambda_handlers={
+            key.removesuffix("Arn"): lambda_as(MACHINE, key.removesuffix("Arn"), _load_handler(directory))
+            for key, directory in FUNCTIONS.items()
         },
+        service_handlers={key: service_as(MACHINE, key, handler) for key, handler in handlers.items()},
         time_scale=0.0,
     ) as sm:
         yield sm, services
@@ -793,3 +814,74 @@ def test_real_handlers_object_overwritten_after_its_event_ingests_no_other_bytes
     assert reason["error"] == "ObjectChangedError"
     assert reason["object"].startswith("not copied:")
     assert len(services.alerts) == 1
+
+
+def _template_without(tmp_path: Path, old: str, new: str) -> Path:
+    """A project root whose template.yaml has `old` replaced (what the IAM model reads)."""
+    text = (ROOT / "template.yaml").read_text()
+    assert text.count(old) == 1, old
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "template.yaml").write_text(text.replace(old, new))
+    return root
+
+
+def test_real_handlers_a_missing_grant_fails_the_task_as_aws_would(
+    real_machine: tuple[LocalStateMachine, FakeServices],
+    local_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CommitObjectFunction's role without s3:PutObject on the tables: the commit is denied with AWS's
+    AccessDenied message, the run is rolled back and quarantined, and the table is never created."""
+    root = _template_without(
+        tmp_path,
+        "CommitDeltaTables\n              Effect: Allow\n              Action: [s3:GetObject, s3:PutObject]",
+        "CommitDeltaTables\n              Effect: Allow\n              Action: [s3:GetObject]",
+    )
+    monkeypatch.setenv("LAKEHOUSE_PROJECT_ROOT", str(root))
+    sm, services = real_machine
+    state = land(local_home, "orders/ingest_date=2026-11-26/orders part 1.csv", GOOD_ROWS)
+
+    result = sm.run(state, execution_name=state["run_id"])
+
+    assert result.status == "FAILED", result
+    assert result.visited_names[-len(FAILURE_TAIL) :] == FAILURE_TAIL
+    error = entered_inputs(result, "Quarantine")[0]["error"]
+    assert error["Error"] == "AccessDeniedError"
+    message = json.loads(error["Cause"])["errorMessage"]
+    assert message.startswith(
+        "User: arn:aws:sts::000000000000:assumed-role/CommitObjectFunctionRole/CommitObjectFunction "
+        'is not authorized to perform: s3:PutObject on resource: "arn:aws:s3:::lake/tables/orders/'
+    ), message
+    assert message.endswith("because no identity-based policy allows the s3:PutObject action")
+    assert not (local_home / "buckets" / "lake" / "tables" / "orders" / "_delta_log").exists()
+    assert [a["Subject"] for a in services.alerts] == ["lakehouse: ingest run failed"]
+
+
+def test_real_handlers_the_machine_role_must_allow_invoking_each_function(
+    real_machine: tuple[LocalStateMachine, FakeServices],
+    local_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """IngestStateMachineRole without lambda:InvokeFunction on InspectObjectFunction's alias: Inspect fails
+    with Lambda.AWSLambdaException (retried, then caught), as Step Functions reports it."""
+    root = _template_without(
+        tmp_path,
+        "- !Ref InspectObjectFunction.Alias\n                  - !Ref CommitObjectFunction.Alias",
+        "- !Ref CommitObjectFunction.Alias",
+    )
+    monkeypatch.setenv("LAKEHOUSE_PROJECT_ROOT", str(root))
+    sm, _services = real_machine
+    state = land(local_home, "orders/ingest_date=2026-11-26/orders part 1.csv", GOOD_ROWS)
+
+    result = sm.run(state, execution_name=state["run_id"])
+
+    assert result.status == "FAILED", result
+    error = entered_inputs(result, "Rollback")[0]["error"]
+    assert error["Error"] == "Lambda.AWSLambdaException"
+    alias = "arn:aws:lambda:us-east-1:000000000000:function:InspectObjectFunction:live"
+    assert f"lambda:InvokeFunction on resource: {alias}" in error["Cause"]
+    failures = [e for e in result.history if "lambdaFunctionFailedEventDetails" in e]
+    assert len(failures) == 7  # the first attempt and the 6 retries the ASL gives Lambda.AWSLambdaException

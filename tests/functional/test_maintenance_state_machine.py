@@ -278,15 +278,27 @@ def test_real_handlers_maintain_two_tables(tmp_home: Path, monkeypatch: pytest.M
     def emr(key: str, params: dict[str, Any]) -> Any:
         raise AssertionError("small tables are maintained in Lambda")
 
+    # Under local IAM enforcement: the machine's role invokes each function, which runs as its own role.
+    from lakehouse.local.enforce import lambda_as, service_as
+    from lakehouse.local.project import Project
+
+    monkeypatch.setenv("LAKEHOUSE_IAM", "on")
+    monkeypatch.setenv("LAKEHOUSE_PROJECT_ROOT", str(ROOT))
+    project = Project.load(ROOT)
+    local_subs = {
+        k: project.resolve(v, project.parameter_defaults())
+        for k, v in project.definition_substitution_keys(MACHINE).items()
+    }
+    services = {"emr-serverless:startJobRun.sync": emr, "sns:publish": lambda _k, p: alerts.append(p)}
     with LocalStateMachine(
         DEFINITION,
         name=MACHINE,
-        substitutions=SUBSTITUTIONS,
-        lambda_handlers={function_arn(d): _load_handler(d) for d in FUNCTIONS.values()},
-        service_handlers={
-            "emr-serverless:startJobRun.sync": emr,
-            "sns:publish": lambda _k, p: alerts.append(p),
+        substitutions=local_subs,
+        lambda_handlers={
+            key.removesuffix("Arn"): lambda_as(MACHINE, key.removesuffix("Arn"), _load_handler(d))
+            for key, d in FUNCTIONS.items()
         },
+        service_handlers={key: service_as(MACHINE, key, h) for key, h in services.items()},
         time_scale=0.0,
     ) as sm:
         result = sm.run(maintenance_input())

@@ -232,12 +232,15 @@ def test_run_ledger(tmp_home: Path) -> None:
 
 
 def test_factory_builds_local_set(tmp_home: Path) -> None:
+    from lakehouse.local.enforce import unwrap
+
     adapters = build_adapters(Settings(LAKEHOUSE_BACKEND="local", LAKEHOUSE_HOME=tmp_home))
-    assert isinstance(adapters.objects, LocalObjectStore)
-    assert isinstance(adapters.leases, LocalLeaseStore)
-    assert isinstance(adapters.catalog, LocalCatalog)
-    assert isinstance(adapters.notifier, LocalNotifier)
-    assert isinstance(adapters.ledger, LocalRunLedger)
+    # Each behind its local-IAM checking wrapper (docs/IAM.md).
+    assert isinstance(unwrap(adapters.objects), LocalObjectStore)
+    assert isinstance(unwrap(adapters.leases), LocalLeaseStore)
+    assert isinstance(unwrap(adapters.catalog), LocalCatalog)
+    assert isinstance(unwrap(adapters.notifier), LocalNotifier)
+    assert isinstance(unwrap(adapters.ledger), LocalRunLedger)
     adapters.objects.put_bytes("lake", "k", b"1")
     assert (tmp_home / "buckets/lake/k").read_bytes() == b"1"
 

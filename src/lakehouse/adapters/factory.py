@@ -25,15 +25,19 @@ def build_adapters(settings: Settings | None = None) -> Adapters:
     settings = settings or get_settings()
     if settings.backend == "local":
         from lakehouse.adapters import local
+        from lakehouse.local.enforce import wrap
 
         home = settings.home.resolve()
-        return Adapters(
+        adapters = Adapters(
             objects=local.LocalObjectStore(home, versioned_buckets=(settings.landing_bucket,)),
             leases=local.LocalLeaseStore(home),
             catalog=local.LocalCatalog(home),
             notifier=local.LocalNotifier(home),
             ledger=local.LocalRunLedger(home),
         )
+        # Local IAM: each call is checked against the role of the task making it (docs/IAM.md).
+        wrapped: Adapters = wrap(adapters, settings)
+        return wrapped
     if settings.backend == "aws":
         from lakehouse.adapters import aws
 

@@ -11,6 +11,7 @@ from deltalake import DeltaTable, Field, Schema, WriterProperties
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from deltalake.schema import PrimitiveType
 
+from lakehouse import access
 from lakehouse.errors import CommitConflictError
 from lakehouse.table_properties import TABLE_CONFIGURATION
 
@@ -53,6 +54,7 @@ def contract_type(delta_type_name: str) -> str:
 
 def open_table(uri: str, storage_options: Mapping[str, str] | None = None) -> DeltaTable | None:
     """The table at `uri`, or None when there is none yet."""
+    access.require_table(uri)  # local IAM: delta-rs lists and reads the log (docs/IAM.md)
     try:
         return DeltaTable(uri, storage_options=dict(storage_options or {}))
     except TableNotFoundError:

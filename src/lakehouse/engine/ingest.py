@@ -19,6 +19,7 @@ import duckdb
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from sqlglot import exp
 
+from lakehouse import access
 from lakehouse.commit_log import (
     FIRST_TXN_VERSION,
     SEARCH_DEPTH,
@@ -298,6 +299,7 @@ def ingest_file(
     """
     started = time.monotonic()
     name = source_name or path.name
+    access.require_table(table_uri, write=True)  # local IAM: delta-rs commits new objects
     txn = _Txn(app_id, txn_version, meta)
     table = open_table(table_uri, storage_options)
     version_before = table.version() if table is not None else -1

@@ -32,6 +32,7 @@ from typing import Any
 
 from lakehouse import tables, workdirs
 from lakehouse.adapters.local import file_lock
+from lakehouse.local import enforce
 from lakehouse.local.athena import LocalAthena, QueryError
 from lakehouse.local.faults import CrashInjector
 from lakehouse.local.jobs import LocalJobs, SparkMissing, cancellable_spark_jobs, spark_status
@@ -96,6 +97,7 @@ class LocalPipeline:
         self.home = Path(options.home).resolve()
         self.datasets_dir = Path(options.datasets_dir).resolve()
         self.project = Project.load(options.project_root)
+        enforce.use_project(self.project.root)  # the roles of this project's template (docs/IAM.md)
         self.spark_detail = ""
         if options.spark is False:
             self.use_spark = False
@@ -180,14 +182,20 @@ class LocalPipeline:
 
         workers = self.workers
         if workers is not None:
+            # The worker gets the whole environment it runs with: the function's, plus its role.
+            worker_env = {**env, **enforce.role_env(enforce.function_role(logical_id), logical_id)}
 
             def call_in_worker(event: dict[str, Any], context: Any) -> Any:
-                return workers.call("lakehouse.local.worker:invoke_function", (spec, event, context), env)
+                return workers.call(
+                    "lakehouse.local.worker:invoke_function", (spec, event, context), worker_env
+                )
 
             return call_in_worker
 
         def call(event: dict[str, Any], context: Any) -> Any:
-            with environment(env), contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+            # The handler acts as its function's role (local IAM enforcement, docs/IAM.md).
+            role = enforce.as_role(enforce.function_role(logical_id), logical_id)
+            with environment(env), role, contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
                 # Powertools warns when a handler published no metric; metrics are off locally anyway.
                 warnings.simplefilter("ignore", UserWarning)
                 return handler_of(spec)(event, context)
@@ -198,20 +206,25 @@ class LocalPipeline:
         env = self.base_env()
 
         def glue(_key: str, params: dict[str, Any]) -> Any:
-            with environment(env), cancellable_spark_jobs(self.use_spark):
+            role = enforce.as_role(enforce.job_role("glue", params), "GlueJobRunnerSession")
+            with environment(env), cancellable_spark_jobs(self.use_spark), role:
                 return self.jobs.glue_start_job_run(params)
 
         def emr(_key: str, params: dict[str, Any]) -> Any:
+            role, session = enforce.job_role("emr", params), "EmrJobRunSession"
             if self.workers is not None and not self.use_spark:
                 # DuckDB + delta-rs: no JVM needed, so it runs (and is killed on timeout) in a worker.
                 args = (str(self.project.root), params)
-                return self.workers.call("lakehouse.local.jobs:emr_job_without_spark", args, env)
-            with environment(env), cancellable_spark_jobs(self.use_spark):
+                worker_env = {**env, **enforce.role_env(role, session)}
+                return self.workers.call("lakehouse.local.jobs:emr_job_without_spark", args, worker_env)
+            with environment(env), cancellable_spark_jobs(self.use_spark), enforce.as_role(role, session):
                 return self.jobs.emr_start_job_run(params)
 
         def athena_start(_key: str, params: dict[str, Any]) -> Any:
             try:
-                return self.athena.start_query_execution(params)
+                # The caller's permissions were checked (enforce.integration_checks); DuckDB reads freely.
+                with enforce.as_role(None):
+                    return self.athena.start_query_execution(params)
             except QueryError as exc:
                 raise TaskFailed(
                     "States.TaskFailed",
@@ -219,7 +232,8 @@ class LocalPipeline:
                 ) from exc
 
         def athena_results(_key: str, params: dict[str, Any]) -> Any:
-            return self.athena.get_query_results(params)
+            with enforce.as_role(None):
+                return self.athena.get_query_results(params)
 
         def sns_publish(_key: str, params: dict[str, Any]) -> Any:
             message: Any = params.get("Message", "")
@@ -269,8 +283,13 @@ class LocalPipeline:
             definition,
             name=machine,
             substitutions=self.substitutions(machine),
-            lambda_handlers=crash.wrap(self.lambda_handlers()),
-            service_handlers=crash.wrap(self.service_handlers()),
+            # Each task is checked against the machine's role, then runs as its own (docs/IAM.md).
+            lambda_handlers=crash.wrap(
+                {k: enforce.lambda_as(machine, k, h) for k, h in self.lambda_handlers().items()}
+            ),
+            service_handlers=crash.wrap(
+                {k: enforce.service_as(machine, k, h) for k, h in self.service_handlers().items()}
+            ),
             time_scale=self.options.time_scale,
         )
         with sm:
@@ -431,7 +450,8 @@ class LocalPipeline:
             version_id=info.version_id,
             event_time=datetime.now(UTC).isoformat(timespec="milliseconds"),
         )
-        with environment(self.base_env()), contextlib.redirect_stdout(sys.stderr):
+        role = enforce.as_role(enforce.function_role("OnObjectCreatedFunction"), "OnObjectCreatedFunction")
+        with environment(self.base_env()), role, contextlib.redirect_stdout(sys.stderr):
             return start_run(self.rt, obj, default_starter(self.rt))
 
     # -- maintenance -------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from pathlib import Path, PurePosixPath
 from types import ModuleType
 from typing import Any
 
-from lakehouse import tables
+from lakehouse import access, tables
 from lakehouse.adapters.local import LocalObjectStore
 from lakehouse.errors import InvalidInputError
 from lakehouse.local.sfn import TaskFailed
@@ -411,6 +411,7 @@ def refresh_derived_spark(rt: Runtime, dataset: str, spark: Any) -> list[dict[st
     for model in contract.derived:
         frame = spark.sql(model.sql)
         target = rt.derived_uri(model.name)
+        access.require_table(target, write=True)
         frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(target)
         out.append({"model": model.name, "uri": target, "engine": "spark"})
     return out
@@ -436,6 +437,7 @@ def refresh_derived_duckdb(rt: Runtime, dataset: str) -> list[dict[str, Any]]:
             sql = sqlglot.transpile(model.sql, read="spark", write="duckdb")[0]
             data = con.sql(sql).to_arrow_table()
             target = rt.derived_uri(model.name)
+            access.require_table(target, write=True)
             write_deltalake(
                 target,
                 data,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lakehouse import identifiers
+from lakehouse.access import active_role
 from lakehouse.adapters.local import file_lock
 from lakehouse.stages.runtime import Runtime
 
@@ -88,6 +89,13 @@ class LocalStarter:
 
     def start(self, name: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         arn = f"arn:aws:states:{_REGION}:{_ACCOUNT}:execution:IngestStateMachine:{name}"
+        role = active_role()
+        if role is not None:  # local IAM: StartExecution on the state machine (docs/IAM.md)
+            from lakehouse.local.enforce import authorize
+
+            authorize(
+                role, "states:StartExecution", arn.replace(":execution:", ":stateMachine:").rsplit(":", 1)[0]
+            )
         # Step Functions keeps execution names for 90 days whatever their outcome; the ledger is our record.
         seen = self.rt.adapters.ledger.get(name) is not None
         started = self.queue.put(name, payload, seen=seen)

@@ -183,6 +183,17 @@ def _resolve(target: str) -> Callable[..., Any]:
 
 
 def _run(target: str, args: tuple[Any, ...], env: Mapping[str, str], cwd: str) -> tuple[Any, ...]:
+    try:
+        return _run_target(target, args, env, cwd)
+    finally:
+        # A worker never exits normally (it is reused, then killed): write what local IAM enforcement
+        # recorded for the unused-grants report now, not at exit.
+        enforce = sys.modules.get("lakehouse.local.enforce")
+        if enforce is not None:
+            enforce.flush_records()
+
+
+def _run_target(target: str, args: tuple[Any, ...], env: Mapping[str, str], cwd: str) -> tuple[Any, ...]:
     os.environ.clear()
     os.environ.update(env)
     try:

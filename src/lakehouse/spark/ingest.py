@@ -25,6 +25,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 from pyspark.sql.window import Window
 from sqlglot import exp
 
+from lakehouse import access
 from lakehouse.commit_log import (
     FIRST_TXN_VERSION,
     SEARCH_DEPTH,
@@ -396,9 +397,20 @@ def _commit_sql(plan: IngestPlan, absent: list[tuple[str, str]]) -> str:
     return spark_sql(commit_select(plan, absent))
 
 
+def _require_rejects_access(staging: str, rejects_uri: str) -> None:
+    """Local IAM: the S3 calls `_write_rejects` makes on S3 (docs/IAM.md). The overwrite-mode Parquet write
+    checks and clears `staging` (HEAD = GetObject, LIST, DELETE), writes and commits its part (PUT, and a
+    rename = GET + PUT + DELETE); then the part is renamed onto `rejects_uri` (HEAD/DELETE of an old one
+    first) and the staging folder deleted."""
+    access.require(staging + "/", "s3:ListBucket")
+    access.require(staging + "/part-00000.snappy.parquet", "s3:GetObject", "s3:PutObject", "s3:DeleteObject")
+    access.require(rejects_uri, "s3:GetObject", "s3:PutObject", "s3:DeleteObject")
+
+
 def _write_rejects(spark: SparkSession, frame: DataFrame, rejects_uri: str) -> None:
     """One Parquet file at exactly `rejects_uri` (like the DuckDB engine), via a temporary folder."""
     staging = rejects_uri.rstrip("/") + ".staging"
+    _require_rejects_access(staging, rejects_uri)
     frame.coalesce(1).write.mode("overwrite").parquet(staging)
     src_dir, fs = _hadoop_path(spark, staging)
     parts = [s.getPath() for s in fs.listStatus(src_dir) if s.getPath().getName().endswith(".parquet")]
@@ -561,15 +573,21 @@ def ingest_object(
         out["duration_ms"] = int((time.monotonic() - started) * 1000)
         return out
 
+    access.require_table(table_uri, write=True)  # local IAM: Delta reads the log and commits
     version_before, applied = table_state(spark, table_uri, app_id)
     if applied is not None and applied >= txn_version:
         return result(**_already_applied(spark, table_uri, app_id, meta.run_id))
 
+    access.require(uri, "s3:GetObject")
     detected = detect_object(spark, uri, name)
     scratch = scratch_uri or (
         tempfile.mkdtemp(prefix="lakehouse-spark-") if _is_local(uri) else rejects_uri.rstrip("/") + ".input"
     )
     readable = _readable_uri(spark, uri, detected, scratch)
+    if readable != uri:
+        # On S3 the copy sits next to the rejects (`<rejects_uri>.input/`) and Spark reads it back.
+        copy = posixpath.join(rejects_uri.rstrip("/") + ".input", posixpath.basename(readable))
+        access.require(copy, "s3:PutObject", "s3:GetObject")
     source = _Source(spark, readable, contract, detected, name)
     try:
         plan = compile_ingest(contract, source.columns, meta)

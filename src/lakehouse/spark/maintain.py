@@ -6,6 +6,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from lakehouse import access
 from lakehouse.spark.delta_tables import delta_log, delta_path, delta_snapshot, table_state
 
 MIN_SAFE_RETENTION_HOURS = 168  # Delta's default: readers of older versions keep their files
@@ -15,6 +16,7 @@ def maintain_table(
     spark: SparkSession, table_uri: str, retention_hours: int = MIN_SAFE_RETENTION_HOURS
 ) -> dict[str, Any]:
     """OPTIMIZE (bin-packing), VACUUM with the retention window, then a checkpoint of the last version."""
+    access.require_table(table_uri, write=True, delete=True)  # local IAM: OPTIMIZE commits, VACUUM deletes
     version_before, _ = table_state(spark, table_uri)
     if version_before < 0:
         raise FileNotFoundError(f"no Delta table at {table_uri}")

@@ -9,6 +9,7 @@ sqlglot: it runs on EMR's own Python 3.9 with pyspark and Delta only (tests/unit
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -24,6 +25,14 @@ def table_uri(lake_root: str, dataset: str) -> str:
 
 def derived_uri(lake_root: str, model: str) -> str:
     return f"{lake_root.rstrip('/')}/derived/{model}"
+
+
+def _require_table(uri: str, *, write: bool = False) -> None:
+    """Local IAM checkpoint (docs/IAM.md). `lakehouse.access` is deliberately not imported: this module
+    ships to EMR, where IAM itself decides; in a local run the executor has loaded it already."""
+    access = sys.modules.get("lakehouse.access")
+    if access is not None:
+        access.require_table(uri, write=write)
 
 
 def read_text(spark: SparkSession, uri: str) -> str:
@@ -70,6 +79,7 @@ def refresh_models(
             try:
                 for source_dataset in model["sources"]:
                     source = table_uri(lake_root, source_dataset)
+                    _require_table(source)
                     if table_state(spark, source)[0] < 0:
                         raise ContractError(
                             f"derived model {model['name']!r} of {dataset!r} reads {source_dataset!r}, "
@@ -79,6 +89,7 @@ def refresh_models(
                     views.append(source_dataset)
                 frame = spark.sql(model["sql"])
                 target = derived_uri(lake_root, model["name"])
+                _require_table(target, write=True)
                 frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(target)
                 version, _ = table_state(spark, target)
                 rows = spark.read.format("delta").load(target).count()

@@ -10,7 +10,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from lakehouse import identifiers
+from lakehouse import access, identifiers
 from lakehouse.commit_log import txn_version
 from lakehouse.contracts import ContractRegistry
 from lakehouse.errors import ContractError
@@ -27,6 +27,7 @@ def _jvm(spark: SparkSession) -> Any:
 
 def write_text(spark: SparkSession, uri: str, text: str) -> None:
     """Write a small UTF-8 object through Hadoop's FileSystem (s3://, file:// or a local path)."""
+    access.require(uri, "s3:PutObject")  # local IAM (docs/IAM.md)
     if "://" not in uri or uri.startswith("file:"):
         path = Path(uri.removeprefix("file://"))
         path.parent.mkdir(parents=True, exist_ok=True)
