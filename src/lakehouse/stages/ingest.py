@@ -25,7 +25,24 @@ from lakehouse.sql.checks import (
     missing_references,
 )
 from lakehouse.sql.compiler import RunMeta
-from lakehouse.stages.runtime import RunState, Runtime, started_at
+from lakehouse.stages.runtime import RunState, Runtime, parse_model, started_at
+from lakehouse.state import (
+    AthenaRows,
+    CatalogEntry,
+    CheckOutcome,
+    ChecksOutcome,
+    CommitResult,
+    DerivedCatalog,
+    DerivedEntry,
+    Inspection,
+    Lease,
+    LeaseRelease,
+    QuarantineOutcome,
+    RollbackOutcome,
+    RunRecord,
+    RunStatus,
+    commit_status,
+)
 from lakehouse.workdirs import run_workdir
 
 logger = Logger(child=True)
@@ -35,7 +52,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _ledger(rt: Runtime, run: RunState, **fields: Any) -> None:
+def _ledger(rt: Runtime, run: RunState, status: RunStatus, **fields: Any) -> None:
     """Merge fields into the run's ledger record. Best effort: a ledger hiccup must not fail a run."""
     try:
         record = rt.adapters.ledger.get(run.run_id) or {
@@ -44,8 +61,8 @@ def _ledger(rt: Runtime, run: RunState, **fields: Any) -> None:
             "bucket": run.bucket,
             "key": run.key,
         }
-        record.update(fields, updated_at=_now())
-        rt.adapters.ledger.put(run.run_id, record)
+        record.update(fields, status=status, updated_at=_now())
+        rt.adapters.ledger.put(run.run_id, RunRecord.model_validate(record).model_dump(mode="json"))
     except Exception:
         logger.exception("could not update the run ledger", extra={"run_id": run.run_id})
 
@@ -56,11 +73,12 @@ def manage_lease(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     action = event.get("action")
     if action == "acquire":
         lease = rt.adapters.leases.acquire(run.dataset, run.run_id, rt.settings.lease_ttl_seconds)
-        _ledger(rt, run, status="RUNNING", started_at=_now())
-        return {"table": lease.table, "owner": lease.owner, "expires_at": lease.expires_at}
+        _ledger(rt, run, "RUNNING", started_at=_now())
+        out = Lease(table=lease.table, owner=lease.owner, expires_at=lease.expires_at)
+        return out.model_dump(mode="json")
     if action == "release":
         released = rt.adapters.leases.release(run.dataset, run.run_id)
-        return {"table": run.dataset, "owner": run.run_id, "released": released}
+        return LeaseRelease(table=run.dataset, owner=run.run_id, released=released).model_dump(mode="json")
     raise InvalidInputError(f"manage_lease: action must be 'acquire' or 'release', got {action!r}")
 
 
@@ -100,19 +118,20 @@ def inspect_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     checks = compile_checks(
         contract, athena_table(rt.settings.glue_database), run_id=run.run_id, available=available
     )
-    route = "lambda" if info.size <= rt.settings.lambda_route_max_bytes else "glue"
-    return {
-        **detected.as_dict(),
-        "route": route,
-        "table_uri": table_uri,
-        "app_id": app_id_for(run.dataset, run.bucket, run.key, run.object_version or info.etag),
-        "version_before": table.version() if table is not None else -1,
-        "has_checks": checks is not None,
-        "checks_query": checks.athena() if checks else None,
-        "missing_references": missing_references(contract, available),
-        "has_derived": bool(contract.derived),
-        "derived_models": [m.name for m in contract.derived],
-    }
+    return Inspection(
+        format=detected.kind,
+        compression=detected.compression,
+        size_bytes=detected.size_bytes,
+        route="lambda" if info.size <= rt.settings.lambda_route_max_bytes else "glue",
+        table_uri=table_uri,
+        app_id=app_id_for(run.dataset, run.bucket, run.key, run.object_version or info.etag),
+        version_before=table.version() if table is not None else -1,
+        has_checks=checks is not None,
+        checks_query=checks.athena() if checks else None,
+        missing_references=missing_references(contract, available),
+        has_derived=bool(contract.derived),
+        derived_models=[m.name for m in contract.derived],
+    ).model_dump(mode="json")
 
 
 def commit_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
@@ -120,7 +139,6 @@ def commit_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     from lakehouse.engine.ingest import ingest_file  # duckdb + deltalake: the engine layer
 
     run = RunState.parse(event)
-    inspection = run.section("inspection")
     contract = rt.contract(run.dataset)
     with run_workdir(run.run_id) as work:  # removed after; a crashed run's is swept by the next one
         local = rt.adapters.objects.download(
@@ -138,8 +156,7 @@ def commit_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
             # The runtime's own URI (not the state's): the same state replays on any backend.
             rt.table_uri(run.dataset),
             meta,
-            app_id=inspection.get("app_id")
-            or app_id_for(run.dataset, run.bucket, run.key, run.object_version),
+            app_id=_app_id(run),
             txn_version=run.txn_version,
             work_dir=work / "work",
             storage_options=rt.storage_options,
@@ -147,29 +164,40 @@ def commit_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
             threads=rt.settings.duckdb_threads,
             source_name=f"s3://{run.bucket}/{run.key}",
         )
-        out = result.as_dict()
-        out.pop("rejects_path")
-        out["rejects_uri"] = None
-        if result.rejects_path:
-            key = f"rows/{run.dataset}/{run.run_id}/rejects.parquet"
-            rt.adapters.objects.put_file(rt.settings.quarantine_bucket, key, Path(result.rejects_path))
-            out["rejects_uri"] = rt.adapters.objects.uri(rt.settings.quarantine_bucket, key)
-        _ledger(rt, run, status="DUPLICATE" if result.status == "duplicate" else "COMMITTED", commit=out)
-        return out
+        fields = result.as_dict()
+        rejects_path = fields.pop("rejects_path")
+        out = CommitResult.model_validate(fields)
+        if rejects_path:
+            where = rt.layout.rejects(run.dataset, run.run_id)
+            rt.adapters.objects.put_file(where.bucket, where.key, Path(rejects_path))
+            out.rejects_uri = rt.adapters.objects.uri(where.bucket, where.key)
+        dumped = out.model_dump(mode="json")
+        _ledger(rt, run, commit_status(out.status), commit=dumped)
+        return dumped
+
+
+def _app_id(run: RunState) -> str:
+    """The run's app transaction id: Inspect's, else derived the same way from the object version."""
+    inspection = run.inspection
+    if inspection is not None:
+        return inspection.app_id
+    return app_id_for(run.dataset, run.bucket, run.key, run.object_version)
 
 
 def read_job_result(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     """`ReadGlueResult`: the commit result the Glue job wrote next to the lake."""
     run = RunState.parse(event)
-    key = f"runs/{run.run_id}/commit.json"
+    where = rt.layout.commit_result(run.run_id)
     try:
-        data = rt.adapters.objects.read_bytes(rt.settings.lake_bucket, key)
+        data = rt.adapters.objects.read_bytes(where.bucket, where.key)
     except FileNotFoundError as exc:
-        raise InvalidInputError(f"the Glue job left no result at {key}") from exc
-    result: dict[str, Any] = json.loads(data)
-    _ledger(
-        rt, run, status="DUPLICATE" if result.get("status") == "duplicate" else "COMMITTED", commit=result
-    )
+        raise InvalidInputError(f"the Glue job left no result at {where.key}") from exc
+    try:
+        parsed = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{where.s3_uri}: the Glue job's result is not JSON: {exc}") from exc
+    result = parse_model(CommitResult, parsed, where.s3_uri).model_dump(mode="json")
+    _ledger(rt, run, commit_status(result["status"]), commit=result)
     return result
 
 
@@ -184,12 +212,12 @@ def register_table(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInputError("register_table: input lacks 'dataset'")
     database = rt.settings.glue_database
     if "models" in event:
-        registered = []
+        registered: list[DerivedEntry] = []
         for model in event.get("models") or []:
             uri = rt.derived_uri(str(model))
             if tables.table_version(uri, rt.storage_options) is None:
                 # The refresh wrote nothing for this model (yet): nothing to describe.
-                registered.append({"table": str(model), "created": False, "missing": True})
+                registered.append(DerivedEntry(table=str(model), created=False, missing=True))
                 continue
             outcome = rt.adapters.catalog.upsert_delta_table(
                 database,
@@ -198,29 +226,33 @@ def register_table(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
                 tables.columns(uri, rt.storage_options),
                 tables.partition_columns(uri, rt.storage_options),
             )
-            registered.append({"table": str(model), **outcome})
-        return {"database": database, "tables": registered}
+            registered.append(DerivedEntry(table=str(model), **outcome))
+        return DerivedCatalog(database=database, tables=registered).model_dump(mode="json")
     uri = rt.table_uri(dataset)
     columns = tables.columns(uri, rt.storage_options)
     partitions = tables.partition_columns(uri, rt.storage_options)
     outcome = rt.adapters.catalog.upsert_delta_table(database, dataset, uri, columns, partitions)
-    return {"database": database, "table": dataset, **outcome}
+    return CatalogEntry(database=database, table=dataset, **outcome).model_dump(mode="json")
 
 
 def evaluate_checks(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     """`EvaluateChecks`: compare the Athena metrics with the contract's thresholds."""
     run = RunState.parse(event)
     contract = rt.contract(run.dataset)
-    metrics = metrics_from_athena(run.section("check_rows").get("ResultSet", run.section("check_rows")))
-    results = evaluate(contract.checks, metrics, run.section("inspection").get("missing_references"))
+    rows = run.section("check_rows")
+    # `athena:getQueryResults` output: trimmed by the ResultSelector, or whole (`ResultSet`).
+    result_set = parse_model(AthenaRows, rows.get("ResultSet", rows), "state $.check_rows")
+    metrics = metrics_from_athena(result_set.model_dump(mode="json"))
+    inspection = run.inspection
+    results = evaluate(contract.checks, metrics, inspection.missing_references if inspection else None)
     passed = all(r.passed or r.severity == "warn" for r in results)
-    out = {
-        "passed": passed,
-        "results": [r.as_dict() for r in results],
-        "failed": [r.name for r in results if not r.passed and r.severity == "fail"],
-        "warnings": [r.name for r in results if not r.passed and r.severity == "warn"],
-    }
-    _ledger(rt, run, status="CHECKED" if passed else "CHECKS_FAILED", checks=out)
+    out = ChecksOutcome(
+        passed=passed,
+        results=[CheckOutcome.model_validate(r.as_dict()) for r in results],
+        failed=[r.name for r in results if not r.passed and r.severity == "fail"],
+        warnings=[r.name for r in results if not r.passed and r.severity == "warn"],
+    ).model_dump(mode="json")
+    _ledger(rt, run, "CHECKED" if passed else "CHECKS_FAILED", checks=out)
     return out
 
 
@@ -239,15 +271,14 @@ def rollback_table(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     uri = rt.table_uri(run.dataset)
     table = open_table(uri, rt.storage_options)
     if table is None:
-        return {"restored": False, "reason": "no table"}
-    app_id = str(
-        run.section("inspection").get("app_id")
-        or app_id_for(run.dataset, run.bucket, run.key, run.object_version)
-    )
+        return RollbackOutcome(restored=False, reason="no table").model_dump(mode="json", exclude_unset=True)
+    app_id = _app_id(run)
     applied = table.transaction_version(app_id)
     ref = find_commit(table.history(SEARCH_DEPTH), app_id) if applied is not None else None
     if applied is None or applied < run.txn_version or ref is None or not is_own_commit(ref, run.run_id):
-        return {"restored": False, "reason": "this run committed nothing", "version": table.version()}
+        return RollbackOutcome(
+            restored=False, reason="this run committed nothing", version=table.version()
+        ).model_dump(mode="json", exclude_unset=True)
     reason = f"rollback of run {run.run_id}"
     if ref.version == 0:
         # This run's commit created the table: "before" is no table at all, so it is emptied instead.
@@ -262,8 +293,9 @@ def rollback_table(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
             storage_options=rt.storage_options,
             reason=reason,
         )
-    _ledger(rt, run, status="ROLLED_BACK", rollback=result)
-    return result
+    out = RollbackOutcome.model_validate(result).model_dump(mode="json", exclude_unset=True)
+    _ledger(rt, run, "ROLLED_BACK", rollback=out)
+    return out
 
 
 def _quarantine_copy(rt: Runtime, run: RunState, dest_key: str) -> str:
@@ -283,19 +315,20 @@ def _quarantine_copy(rt: Runtime, run: RunState, dest_key: str) -> str:
 def quarantine_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     """`Quarantine`: copy the raw object aside with a machine-readable reason. The original stays."""
     run = RunState.parse(event)
-    error = run.section("error")
-    cause: Any = error.get("Cause")
+    error = run.error
+    cause: Any = error.Cause
     if isinstance(cause, str):
         with contextlib.suppress(json.JSONDecodeError):
             cause = json.loads(cause)
     name = PurePosixPath(run.key).name or "object"
-    prefix = f"objects/{run.dataset}/{run.run_id}"
+    target = rt.layout.quarantined_object(run.dataset, run.run_id, name)
+    reason_at = rt.layout.quarantine_reason(run.dataset, run.run_id, name)
     reason = {
         "run_id": run.run_id,
         "dataset": run.dataset,
         "source": f"s3://{run.bucket}/{run.key}",
         "source_version": run.source_version,
-        "error": error.get("Error", "Unknown"),
+        "error": error.Error,
         "message": cause.get("errorMessage") if isinstance(cause, dict) else cause,
         "cause": cause,
         "checks": run.raw.get("checks"),
@@ -304,15 +337,12 @@ def quarantine_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         "quarantined_at": _now(),
     }
     objects = rt.adapters.objects
-    bucket = rt.settings.quarantine_bucket
-    reason["object"] = _quarantine_copy(rt, run, f"{prefix}/{name}")
-    objects.put_bytes(
-        bucket, f"{prefix}/{name}.reason.json", json.dumps(reason, indent=2, default=str).encode()
-    )
-    _ledger(rt, run, status="QUARANTINED", error=reason["error"], message=reason["message"])
-    return {
-        "object_uri": objects.uri(bucket, f"{prefix}/{name}"),
-        "reason_uri": objects.uri(bucket, f"{prefix}/{name}.reason.json"),
-        "error": reason["error"],
-        "message": reason["message"],
-    }
+    reason["object"] = _quarantine_copy(rt, run, target.key)
+    objects.put_bytes(reason_at.bucket, reason_at.key, json.dumps(reason, indent=2, default=str).encode())
+    _ledger(rt, run, "QUARANTINED", error=reason["error"], message=reason["message"])
+    return QuarantineOutcome(
+        object_uri=objects.uri(target.bucket, target.key),
+        reason_uri=objects.uri(reason_at.bucket, reason_at.key),
+        error=error.Error,
+        message=reason["message"],
+    ).model_dump(mode="json")

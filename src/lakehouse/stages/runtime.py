@@ -6,14 +6,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
-from lakehouse import identifiers
+from pydantic import BaseModel, ValidationError
+
 from lakehouse.adapters.factory import Adapters, build_adapters
 from lakehouse.contracts.loader import ContractRegistry
 from lakehouse.contracts.model import Contract
 from lakehouse.errors import ContractError, InvalidInputError
+from lakehouse.layout import Layout
 from lakehouse.settings import Settings, get_settings
+from lakehouse.state import CommitResult, ErrorInfo, Inspection, RunInput
 
 
 @dataclass
@@ -33,13 +36,17 @@ class Runtime:
     def contract(self, dataset: str) -> Contract:
         return self.contracts.get(dataset)
 
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.settings.lake_bucket, self.settings.quarantine_bucket)
+
     def table_uri(self, dataset: str) -> str:
-        dataset = identifiers.name(dataset)
-        return self.adapters.objects.uri(self.settings.lake_bucket, f"tables/{dataset}")
+        where = self.layout.table(dataset)
+        return self.adapters.objects.uri(where.bucket, where.key)
 
     def derived_uri(self, model: str) -> str:
-        model = identifiers.name(model, "model")
-        return self.adapters.objects.uri(self.settings.lake_bucket, f"derived/{model}")
+        where = self.layout.derived(model)
+        return self.adapters.objects.uri(where.bucket, where.key)
 
     @property
     def storage_options(self) -> dict[str, str]:
@@ -60,32 +67,49 @@ def started_at(state: Mapping[str, Any]) -> datetime:
     return datetime.now(UTC)
 
 
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def parse_model(model: type[_M], value: Any, where: str) -> _M:
+    """`value` as `model`; InvalidInputError naming the fields that do not fit."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidInputError(f"{where}: {problems}") from exc
+
+
 @dataclass(frozen=True)
 class RunState:
-    """The fields of the state machine's state that stages read (docs/ARCHITECTURE.md)."""
+    """A stage's view of the state machine's state (lakehouse.state.IngestState, docs/ARCHITECTURE.md):
+    the run input parsed, and each section parsed when a stage reads it."""
 
     raw: dict[str, Any]
+    input: RunInput
 
     @classmethod
     def parse(cls, event: Any) -> RunState:
         if not isinstance(event, dict):
             raise InvalidInputError(f"stage input must be a JSON object, got {type(event).__name__}")
         state = event.get("run", event)
+        if not isinstance(state, dict):
+            raise InvalidInputError(f"stage input 'run' must be a JSON object, got {type(state).__name__}")
         for required in ("run_id", "dataset"):
             if not state.get(required):
                 raise ContractError(f"stage input lacks {required!r}")
-        # Both reach keys and paths (runs/<run_id>/, objects/<dataset>/<run_id>/, the work folder).
-        identifiers.run_id(state["run_id"])
-        identifiers.name(state["dataset"])
-        return cls(dict(state))
+        # run_id and dataset reach keys and paths (runs/<run_id>/, objects/<dataset>/<run_id>/, the
+        # work folder): RunInput validates both (lakehouse.identifiers).
+        return cls(dict(state), parse_model(RunInput, state, "stage input"))
 
     @property
     def run_id(self) -> str:
-        return str(self.raw["run_id"])
+        return self.input.run_id
 
     @property
     def dataset(self) -> str:
-        return str(self.raw["dataset"])
+        return self.input.dataset
 
     @property
     def bucket(self) -> str:
@@ -132,6 +156,25 @@ class RunState:
     def section(self, name: str) -> dict[str, Any]:
         value = self.raw.get(name)
         return dict(value) if isinstance(value, dict) else {}
+
+    def _typed(self, name: str, model: type[_M]) -> _M | None:
+        value = self.raw.get(name)
+        return None if value is None else parse_model(model, value, f"state ${name}")
+
+    @property
+    def inspection(self) -> Inspection | None:
+        """`$.inspection` (None before Inspect ran, e.g. a rollback after Inspect failed)."""
+        return self._typed("inspection", Inspection)
+
+    @property
+    def commit(self) -> CommitResult | None:
+        return self._typed("commit", CommitResult)
+
+    @property
+    def error(self) -> ErrorInfo:
+        """`$.error`: what the `Catch` caught (an empty ErrorInfo when nothing did)."""
+        value = self.raw.get("error")
+        return ErrorInfo.model_validate(value if isinstance(value, dict) else {})
 
 
 _RUNTIMES: dict[tuple[tuple[str, Any], ...], Runtime] = {}

@@ -10,7 +10,8 @@ from aws_lambda_powertools import Logger
 
 from lakehouse.errors import ContractError, InvalidInputError, TransientError
 from lakehouse.events import ObjectCreated, execution_name, run_input
-from lakehouse.stages.runtime import Runtime
+from lakehouse.stages.runtime import Runtime, parse_model
+from lakehouse.state import RERUNNABLE, RunInput, RunRecord
 
 logger = Logger(child=True)
 
@@ -74,13 +75,10 @@ def start_run(rt: Runtime, obj: ObjectCreated, starter: PipelineStarter) -> dict
     if obj.key.endswith("/"):
         return None  # a "folder" marker, not a file
     name = execution_name(contract.name, obj)
-    payload = run_input(contract.name, obj)
+    payload = RunInput.model_validate(run_input(contract.name, obj)).model_dump(mode="json")
     started = starter.start(name, payload)
     if started.get("started"):
-        try:
-            rt.adapters.ledger.put(name, {**payload, "status": "STARTED", **started})
-        except Exception:
-            logger.exception("could not write the run ledger")
+        _record_start(rt, name, payload, started)
     logger.info("run started" if started.get("started") else "duplicate event", extra={"run_id": name})
     return {"run_id": name, "dataset": contract.name, "key": obj.key, **started}
 
@@ -95,8 +93,14 @@ def default_starter(rt: Runtime) -> PipelineStarter:
     return starter
 
 
-# A run whose object is not in the table: its commit was rolled back, or it never committed.
-RERUNNABLE = frozenset({"QUARANTINED", "FAILED", "ROLLED_BACK", "CHECKS_FAILED"})
+def _record_start(rt: Runtime, name: str, payload: dict[str, Any], started: dict[str, Any]) -> None:
+    try:
+        record = RunRecord.model_validate({**payload, "status": "STARTED", **started})
+        rt.adapters.ledger.put(name, record.model_dump(mode="json"))
+    except Exception:
+        logger.exception("could not write the run ledger")
+
+
 _RUN_INPUT_FIELDS = ("dataset", "bucket", "key", "version_id", "etag", "size", "sequencer", "event_time")
 
 
@@ -132,12 +136,10 @@ def rerun(rt: Runtime, run_id: str, starter: PipelineStarter, *, force: bool = F
     version = applied + 1 if applied is not None else FIRST_TXN_VERSION
     name = rerun_name(dataset, run_id, version)
     payload.update(run_id=name, txn_version=version, rerun_of=run_id)
+    payload = parse_model(RunInput, payload, f"rerun of {run_id}").model_dump(mode="json")
     started = starter.start(name, payload)
     if started.get("started"):
-        try:
-            rt.adapters.ledger.put(name, {**payload, "status": "STARTED", **started})
-        except Exception:
-            logger.exception("could not write the run ledger")
+        _record_start(rt, name, payload, started)
     return {"run_id": name, "rerun_of": run_id, "txn_version": version, **started}
 
 

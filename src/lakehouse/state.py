@@ -1,0 +1,377 @@
+"""The state data of the state machines, as pydantic models (docs/ARCHITECTURE.md, "State data").
+
+Every stage parses its input into these models and returns `model_dump(mode="json")`, so the JSON that
+crosses a stage boundary (the Step Functions state, the Glue job's `commit.json`, the run ledger) has one
+definition. The ASL reads paths inside them (`$.inspection.route`, `$.commit.status`, `$.checks.passed`);
+tests/unit/test_state.py checks that every path the ASL names exists here, and that the state table in
+docs/ARCHITECTURE.md is the one `state_table()` renders.
+
+Pydantic only (no pyarrow, duckdb or deltalake): every Lambda function imports this module.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
+
+from lakehouse import commit_log, identifiers
+
+# -- run statuses -------------------------------------------------------------------------------------
+
+RunStatus = Literal[
+    "STARTED",  # on_object_created / rerun started the execution
+    "RUNNING",  # AcquireTableLease: the run holds its table's lease
+    "COMMITTED",  # CommitWithLambda / ReadGlueResult: rows committed
+    "DUPLICATE",  # the object version was already in the table: nothing added
+    "CHECKED",  # EvaluateChecks passed
+    "CHECKS_FAILED",  # EvaluateChecks failed (the commit is rolled back next)
+    "ROLLED_BACK",  # Rollback undid this run's commit
+    "QUARANTINED",  # Quarantine copied the object aside with its reason
+    "SUCCEEDED",  # the execution ended successfully (the local executor's final record)
+    "FAILED",  # the execution failed without reaching Quarantine
+]
+RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
+# A run whose object is not in the table: its commit was rolled back, or it never committed.
+RERUNNABLE: frozenset[RunStatus] = frozenset({"QUARANTINED", "FAILED", "ROLLED_BACK", "CHECKS_FAILED"})
+# Final statuses that count as a failed run (exit codes, reports).
+FAILED_STATUSES: frozenset[RunStatus] = frozenset({"FAILED", "QUARANTINED"})
+
+
+def commit_status(commit_state: str | None) -> RunStatus:
+    """The ledger status a commit result records."""
+    return "DUPLICATE" if commit_state == "duplicate" else "COMMITTED"
+
+
+class _Section(BaseModel):
+    """A section a stage of this project writes: exactly its own fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Open(BaseModel):
+    """A section written by a service or an older/other engine: known fields typed, others kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+# -- the run input ($) --------------------------------------------------------------------------------
+
+
+class RunInput(_Open):
+    """`$` as `on_object_created` (or `lakehouse rerun`) starts the execution."""
+
+    run_id: str
+    dataset: str
+    bucket: str = ""
+    key: str = ""
+    version_id: str | None = None
+    etag: str | None = ""
+    size: int | None = 0
+    sequencer: str | None = ""
+    event_time: str | None = ""
+    txn_version: int | None = Field(default=None, description="rerun generation (`lakehouse rerun`)")
+    rerun_of: str | None = Field(default=None, description="the run a rerun repeats")
+
+    @model_serializer(mode="wrap")
+    def _omit_rerun_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A first run's input has no `txn_version`/`rerun_of` (its JSON is what StartExecution saw)."""
+        out: dict[str, Any] = handler(self)
+        for name in ("txn_version", "rerun_of"):
+            if out.get(name) is None:
+                out.pop(name, None)
+        return out
+
+    @field_validator("run_id", mode="before")
+    @classmethod
+    def _run_id(cls, value: object) -> str:
+        return identifiers.run_id(value)  # InvalidInputError, not a ValidationError
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset(cls, value: object) -> str:
+        return identifiers.name(value)
+
+    @field_validator("txn_version", mode="before")
+    @classmethod
+    def _txn_version(cls, value: object) -> int | None:
+        return None if value is None else commit_log.txn_version({"txn_version": value})
+
+
+# -- sections -----------------------------------------------------------------------------------------
+
+
+class Lease(_Section):
+    """`$.lease`: the table's single-writer lease."""
+
+    table: str
+    owner: str
+    expires_at: float
+
+
+class LeaseRelease(_Section):
+    """`$.lease_release`."""
+
+    table: str
+    owner: str
+    released: bool
+
+
+class Inspection(_Section):
+    """`$.inspection`: what the file is, its contract's checks and its route."""
+
+    format: str
+    compression: str | None = None
+    size_bytes: int
+    route: Literal["lambda", "glue"]
+    table_uri: str
+    app_id: str
+    version_before: int
+    has_checks: bool
+    checks_query: str | None = None
+    missing_references: dict[str, str] = Field(default_factory=dict, description="{check: dataset}")
+    has_derived: bool
+    derived_models: list[str] = Field(default_factory=list)
+
+
+class GlueRun(_Open):
+    """`$.glue`: the `TransformWithGlue` job run."""
+
+    job_run_id: str | None = None
+    job_run_state: str | None = None
+
+
+class CommitResult(_Open):
+    """`$.commit`: what the commit did (`runs/<run_id>/commit.json` of the Glue job has this shape too)."""
+
+    status: Literal["committed", "duplicate"]
+    resumed: bool = False
+    duplicate_of: str | None = None
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_rejected: int = 0
+    rows_dropped: int = 0
+    version_before: int = -1
+    version_after: int = -1
+    bytes_read: int = 0
+    duration_ms: int = 0
+    added_columns: list[str] = Field(default_factory=list)
+    format: str | None = None
+    rejects_uri: str | None = None
+
+
+class CatalogEntry(_Section):
+    """`$.catalog`: the Glue Data Catalog entry of a table."""
+
+    database: str
+    table: str
+    created: bool
+    schema_changed: bool
+
+
+class DerivedEntry(_Section):
+    table: str
+    created: bool
+    schema_changed: bool | None = None
+    missing: bool | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        return {k: v for k, v in out.items() if v is not None or k in ("table", "created")}
+
+
+class DerivedCatalog(_Section):
+    """`$.derived_catalog`: the derived (gold) tables' catalog entries."""
+
+    database: str
+    tables: list[DerivedEntry]
+
+
+class AthenaQuery(_Open):
+    """`$.athena`."""
+
+    query_execution_id: str
+
+
+class AthenaRows(_Open):
+    """`$.check_rows`: the ResultSet of `athena:getQueryResults`."""
+
+    Rows: list[dict[str, Any]] = Field(default_factory=list)
+    ResultSetMetadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class CheckOutcome(_Section):
+    name: str
+    metric: float | None
+    min: float | None
+    max: float | None
+    severity: str
+    passed: bool
+    note: str | None = Field(default=None, description="why there is no metric")
+
+    @model_serializer(mode="wrap")
+    def _omit_note(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if not out.get("note"):
+            out.pop("note", None)
+        return out
+
+
+class ChecksOutcome(_Section):
+    """`$.checks`: the contract's checks against Athena's metrics."""
+
+    passed: bool
+    results: list[CheckOutcome]
+    failed: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+
+class EmrRun(_Open):
+    """`$.derived`: the `RefreshDerived` EMR Serverless job run."""
+
+    application_id: str | None = None
+    job_run_id: str | None = None
+
+
+class ErrorInfo(_Open):
+    """`$.error` (and `$.*_error`): what a `Catch` caught."""
+
+    Error: str = "Unknown"
+    Cause: Any = None
+
+    @field_validator("Error", mode="before")
+    @classmethod
+    def _error_name(cls, value: object) -> str:
+        return "Unknown" if value is None else str(value)
+
+
+class RollbackOutcome(_Open):
+    """`$.rollback`."""
+
+    restored: bool
+    reason: str | None = None
+    version: int | None = None
+    uri: str | None = None
+    restored_to: int | None = None
+    version_before: int | None = None
+    version_after: int | None = None
+
+
+class QuarantineOutcome(_Section):
+    """`$.quarantine`: where the object and its reason went."""
+
+    object_uri: str
+    reason_uri: str
+    error: str
+    message: Any = None
+
+
+# -- the whole state ----------------------------------------------------------------------------------
+
+
+def _written_by(states: str) -> Any:
+    """A section of the state, absent until `states` wrote it (the "Written by" of the state table)."""
+    return Field(default=None, description=states)
+
+
+class IngestState(RunInput):
+    """The state of IngestStateMachine: the run input and the section each state adds."""
+
+    lease: Lease | None = _written_by("AcquireTableLease")
+    inspection: Inspection | None = _written_by("Inspect")
+    glue: GlueRun | None = _written_by("TransformWithGlue (`glue:startJobRun.sync`)")
+    commit: CommitResult | None = _written_by("CommitWithLambda / ReadGlueResult")
+    catalog: CatalogEntry | None = _written_by("RegisterTable")
+    athena: AthenaQuery | None = _written_by("RunChecks (`athena:startQueryExecution.sync`)")
+    check_rows: AthenaRows | None = _written_by("GetCheckResults (`athena:getQueryResults`)")
+    checks: ChecksOutcome | None = _written_by("EvaluateChecks")
+    derived: EmrRun | None = _written_by("RefreshDerived (`emr-serverless:startJobRun.sync`)")
+    derived_catalog: DerivedCatalog | None = _written_by("RegisterDerived")
+    lease_release: LeaseRelease | None = _written_by("ReleaseLease")
+    rollback: RollbackOutcome | None = _written_by("Rollback")
+    quarantine: QuarantineOutcome | None = _written_by("Quarantine")
+    error: ErrorInfo | None = _written_by("every `Catch`; UnknownRoute, RecordChecksFailed")
+    release_error: ErrorInfo | None = _written_by("ReleaseLease's `Catch`")
+    rollback_error: ErrorInfo | None = _written_by("Rollback's `Catch`")
+    quarantine_error: ErrorInfo | None = _written_by("Quarantine's `Catch`")
+    alert_error: ErrorInfo | None = _written_by("an SNS alert's `Catch`")
+
+
+# -- MaintenanceStateMachine --------------------------------------------------------------------------
+
+
+class PlannedTable(_Section):
+    """One item of `$.tables` (PlanMaintenance)."""
+
+    run_id: str
+    dataset: str
+    table_uri: str
+    size_bytes: int
+    files: int
+    route: Literal["lambda", "emr"]
+
+
+class MaintenancePlan(_Section):
+    """PlanMaintenance's output (it replaces the input: `ResultPath: $`)."""
+
+    tables: list[PlannedTable]
+
+
+class MaintenanceItemResult(_Open):
+    """What one Map iteration ends with (RecordSuccess / RecordFailure / RecordLeaseUnavailable)."""
+
+    dataset: str
+    status: Literal["succeeded", "failed"]
+    error: ErrorInfo | None = None
+
+
+class MaintenanceItemState(_Open):
+    """The state inside `MaintainTables` (one table)."""
+
+    run_id: str
+    dataset: str
+    route: Literal["lambda", "emr"]
+    table_uri: str
+    execution_name: str
+    plan: PlannedTable
+    lease: Lease | None = None
+    result: dict[str, Any] | None = Field(default=None, description="MaintainWithLambda / MaintainWithEmr")
+    catalog: CatalogEntry | None = None
+    lease_release: LeaseRelease | None = None
+    error: ErrorInfo | None = None
+    release_error: ErrorInfo | None = None
+
+
+class MaintenanceState(_Open):
+    """The top-level state of MaintenanceStateMachine, from PlanMaintenance to AnyTableFailed."""
+
+    datasets: list[str] | None = Field(default=None, description="the input: which tables (default all)")
+    tables: list[PlannedTable] = Field(default_factory=list)
+    results: list[MaintenanceItemResult] = Field(default_factory=list)
+    statuses: list[str] = Field(default_factory=list)
+    any_failed: bool = False
+    error: ErrorInfo | None = None
+    alert_error: ErrorInfo | None = None
+
+
+# -- the run ledger -----------------------------------------------------------------------------------
+
+
+class RunRecord(_Open):
+    """One run in the run ledger (DynamoDB in AWS, `<home>/state/runs` locally). Stages merge their
+    parts in; the local executor adds the execution's path and timings when it ends."""
+
+    run_id: str
+    status: RunStatus
+    dataset: str | None = None
+    bucket: str | None = None
+    key: str | None = None
+    updated_at: str | None = None
