@@ -11,7 +11,7 @@ Pydantic only (no pyarrow, duckdb or deltalake): every Lambda function imports t
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Any, Literal, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -26,19 +26,32 @@ from lakehouse import commit_log, identifiers
 
 # -- run statuses -------------------------------------------------------------------------------------
 
+# The `status` of a run in the run ledger, in AWS and locally (RUN_STATUS_MEANING says when).
 RunStatus = Literal[
-    "STARTED",  # on_object_created / rerun started the execution
-    "RUNNING",  # AcquireTableLease: the run holds its table's lease
-    "COMMITTED",  # CommitWithLambda / ReadGlueResult: rows committed
-    "DUPLICATE",  # the object version was already in the table: nothing added
-    "CHECKED",  # EvaluateChecks passed
-    "CHECKS_FAILED",  # EvaluateChecks failed (the commit is rolled back next)
-    "ROLLED_BACK",  # Rollback undid this run's commit
-    "QUARANTINED",  # Quarantine copied the object aside with its reason
-    "SUCCEEDED",  # the execution ended successfully (the local executor's final record)
-    "FAILED",  # the execution failed without reaching Quarantine
+    "STARTED",
+    "RUNNING",
+    "COMMITTED",
+    "DUPLICATE",
+    "CHECKED",
+    "CHECKS_FAILED",
+    "ROLLED_BACK",
+    "QUARANTINED",
+    "SUCCEEDED",
+    "FAILED",
 ]
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
+RUN_STATUS_MEANING: dict[RunStatus, str] = {
+    "STARTED": "`on_object_created` or `lakehouse rerun` started the execution",
+    "RUNNING": "`AcquireTableLease`: the run holds its table's lease",
+    "COMMITTED": "`CommitWithLambda` / `ReadGlueResult`: the rows are committed",
+    "DUPLICATE": "the object version was already in the table; nothing was added",
+    "CHECKED": "`EvaluateChecks` passed",
+    "CHECKS_FAILED": "`EvaluateChecks` failed (the commit is rolled back next)",
+    "ROLLED_BACK": "`Rollback` undid this run's commit",
+    "QUARANTINED": "`Quarantine` copied the object aside with its reason",
+    "SUCCEEDED": "the execution ended successfully (the local executor's final record)",
+    "FAILED": "the execution failed before `Quarantine` (the local executor's final record)",
+}
 # A run whose object is not in the table: its commit was rolled back, or it never committed.
 RERUNNABLE: frozenset[RunStatus] = frozenset({"QUARANTINED", "FAILED", "ROLLED_BACK", "CHECKS_FAILED"})
 # Final statuses that count as a failed run (exit codes, reports).
@@ -285,23 +298,25 @@ def _written_by(states: str) -> Any:
 class IngestState(RunInput):
     """The state of IngestStateMachine: the run input and the section each state adds."""
 
-    lease: Lease | None = _written_by("AcquireTableLease")
-    inspection: Inspection | None = _written_by("Inspect")
-    glue: GlueRun | None = _written_by("TransformWithGlue (`glue:startJobRun.sync`)")
-    commit: CommitResult | None = _written_by("CommitWithLambda / ReadGlueResult")
-    catalog: CatalogEntry | None = _written_by("RegisterTable")
-    athena: AthenaQuery | None = _written_by("RunChecks (`athena:startQueryExecution.sync`)")
-    check_rows: AthenaRows | None = _written_by("GetCheckResults (`athena:getQueryResults`)")
-    checks: ChecksOutcome | None = _written_by("EvaluateChecks")
-    derived: EmrRun | None = _written_by("RefreshDerived (`emr-serverless:startJobRun.sync`)")
-    derived_catalog: DerivedCatalog | None = _written_by("RegisterDerived")
-    lease_release: LeaseRelease | None = _written_by("ReleaseLease")
-    rollback: RollbackOutcome | None = _written_by("Rollback")
-    quarantine: QuarantineOutcome | None = _written_by("Quarantine")
-    error: ErrorInfo | None = _written_by("every `Catch`; UnknownRoute, RecordChecksFailed")
-    release_error: ErrorInfo | None = _written_by("ReleaseLease's `Catch`")
-    rollback_error: ErrorInfo | None = _written_by("Rollback's `Catch`")
-    quarantine_error: ErrorInfo | None = _written_by("Quarantine's `Catch`")
+    lease: Lease | None = _written_by("`AcquireTableLease`")
+    inspection: Inspection | None = _written_by("`Inspect`")
+    glue: GlueRun | None = _written_by("`TransformWithGlue` (`glue:startJobRun.sync`)")
+    commit: CommitResult | None = _written_by("`CommitWithLambda` / `ReadGlueResult`")
+    catalog: CatalogEntry | None = _written_by("`RegisterTable`")
+    athena: AthenaQuery | None = _written_by("`RunChecks` (`athena:startQueryExecution.sync`)")
+    check_rows: AthenaRows | None = _written_by("`GetCheckResults` (`athena:getQueryResults`; the ResultSet)")
+    checks: ChecksOutcome | None = _written_by("`EvaluateChecks` (`note`: why a check has no metric)")
+    derived: EmrRun | None = _written_by("`RefreshDerived` (`emr-serverless:startJobRun.sync`)")
+    derived_catalog: DerivedCatalog | None = _written_by(
+        "`RegisterDerived` (`missing`: the refresh wrote no table)"
+    )
+    lease_release: LeaseRelease | None = _written_by("`ReleaseLease` / `ReleaseLeaseAfterFailure`")
+    rollback: RollbackOutcome | None = _written_by("`Rollback`")
+    quarantine: QuarantineOutcome | None = _written_by("`Quarantine`")
+    error: ErrorInfo | None = _written_by("every `Catch`, `UnknownRoute`, `RecordChecksFailed`")
+    release_error: ErrorInfo | None = _written_by("`ReleaseLease`'s `Catch`")
+    rollback_error: ErrorInfo | None = _written_by("`Rollback`'s `Catch`")
+    quarantine_error: ErrorInfo | None = _written_by("`Quarantine`'s `Catch`")
     alert_error: ErrorInfo | None = _written_by("an SNS alert's `Catch`")
 
 
@@ -375,3 +390,61 @@ class RunRecord(_Open):
     bucket: str | None = None
     key: str | None = None
     updated_at: str | None = None
+
+
+# -- docs/ARCHITECTURE.md -----------------------------------------------------------------------------
+
+_INPUT_WRITTEN_BY = "`on_object_created` (`lakehouse rerun` adds `txn_version`, `rerun_of`)"
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _shape_of(annotation: Any) -> str:
+    """A field's type as the state table shows it: `{a, b}`, `[{...}]`, `"x"|"y"`, or nothing."""
+    if get_origin(annotation) is Literal:
+        return "|".join(f'"{v}"' for v in get_args(annotation))
+    if get_origin(annotation) is dict and get_args(annotation)[1] is str:
+        return "{str: str}"
+    models = _models_in(annotation)
+    if not models:
+        return ""
+    inner = shape(models[0])
+    return f"[{inner}]" if get_origin(annotation) is list else inner
+
+
+def shape(model: type[BaseModel], fields: list[str] | None = None) -> str:
+    """`{field, field: "a"|"b", nested: {…}, …}` (a trailing `…`: other keys are kept)."""
+    parts = []
+    for name, info in model.model_fields.items():
+        if fields is not None and name not in fields:
+            continue
+        sub = _shape_of(info.annotation)
+        parts.append(f"{name}: {sub}" if sub else name)
+    if model.model_config.get("extra") == "allow" and fields is None:
+        parts.append("…")
+    return "{" + ", ".join(parts) + "}"
+
+
+def state_table() -> str:
+    """The "State data of IngestStateMachine" table of docs/ARCHITECTURE.md, from IngestState."""
+    sections = {n for n in IngestState.model_fields if n not in RunInput.model_fields}
+    rows = [("`$` (input)", _INPUT_WRITTEN_BY, shape(RunInput, list(RunInput.model_fields)))]
+    for name in IngestState.model_fields:
+        if name in sections:
+            info = IngestState.model_fields[name]
+            rows.append((f"`$.{name}`", str(info.description or ""), _shape_of(info.annotation)))
+    lines = ["| Path | Written by | Shape |", "| --- | --- | --- |"]
+    for path, by, form in rows:
+        lines.append(f"| {path} | {by} | `{form}` |".replace('|"', '\\|"').replace('"|', '"\\|'))
+    return "\n".join(lines) + "\n"
+
+
+def status_table() -> str:
+    """The run statuses of docs/ARCHITECTURE.md."""
+    lines = ["| Status | Meaning |", "| --- | --- |"]
+    lines += [f"| `{status}` | {RUN_STATUS_MEANING[status]} |" for status in RUN_STATUSES]
+    return "\n".join(lines) + "\n"

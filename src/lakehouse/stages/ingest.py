@@ -196,7 +196,8 @@ def read_job_result(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         parsed = json.loads(data)
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"{where.s3_uri}: the Glue job's result is not JSON: {exc}") from exc
-    result = parse_model(CommitResult, parsed, where.s3_uri).model_dump(mode="json")
+    # Validated, and passed on as the job wrote it (no defaults added).
+    result = parse_model(CommitResult, parsed, where.s3_uri).model_dump(mode="json", exclude_unset=True)
     _ledger(rt, run, commit_status(result["status"]), commit=result)
     return result
 
