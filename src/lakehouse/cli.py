@@ -20,7 +20,7 @@ import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -35,6 +35,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+if TYPE_CHECKING:
+    from lakehouse.state import RunStatus
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout (for scripts).")]
 NoSparkOpt = Annotated[
@@ -237,7 +240,12 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-_STATUS_STYLE = {"SUCCEEDED": "green", "DUPLICATE": "dim", "QUARANTINED": "red", "FAILED": "red"}
+_STATUS_STYLE: dict[RunStatus, str] = {
+    "SUCCEEDED": "green",
+    "DUPLICATE": "dim",
+    "QUARANTINED": "red",
+    "FAILED": "red",
+}
 
 
 def _runs_table(summaries: list[dict[str, Any]], title: str) -> Table:
@@ -728,6 +736,7 @@ def _localise_uris(value: Any, home: Path, project: Any) -> Any:
     Sample events carry the S3 URIs a deployed stack produces; the local backend's URIs are paths.
     Only buckets the template defines (by their local names) are rewritten.
     """
+    from lakehouse import layout
     from lakehouse.local.project import LOCAL_RESOURCE_NAMES
 
     buckets = {v for k, v in LOCAL_RESOURCE_NAMES.items() if k.endswith("Bucket")}
@@ -736,9 +745,9 @@ def _localise_uris(value: Any, home: Path, project: Any) -> Any:
     if isinstance(value, list):
         return [_localise_uris(v, home, project) for v in value]
     if isinstance(value, str) and value.startswith("s3://"):
-        bucket, _, key = value[5:].partition("/")
-        if bucket in buckets:
-            return str(home / "buckets" / bucket / key) if key else str(home / "buckets" / bucket)
+        where = layout.parse_s3_uri(value)
+        if where is not None and where.bucket in buckets:
+            return str(where.local_path(home))
     return value
 
 

@@ -29,6 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from lakehouse import layout
 from lakehouse.access import ROLE_ENV, SWITCH_ENV, active_role
 from lakehouse.errors import AccessDeniedError
 from lakehouse.local.iam import ACCOUNT_ID, PARTITION, REGION, PolicyModel, Principal, Request, evaluate
@@ -194,19 +195,10 @@ def authorize_kms(role: str, action: str, key_logical_id: str) -> None:
 def s3_location(uri: str) -> tuple[str, str] | None:
     """(bucket, key) of an `s3://` URI or of a local path under `<LAKEHOUSE_HOME>/buckets/`; None for
     a path outside the local object store (a temp file)."""
-    if uri.startswith(("s3://", "s3a://")):
-        bucket, _, key = uri.split("://", 1)[1].partition("/")
-        return bucket, key
-    path = uri.removeprefix("file://")
-    home = Path(os.environ.get("LAKEHOUSE_HOME") or ".lakehouse").resolve()
-    root = str(home / "buckets") + os.sep
-    full = os.path.abspath(path)
-    if not full.startswith(root):
-        return None
-    bucket, _, key = full[len(root) :].replace(os.sep, "/").partition("/")
-    if path.endswith("/") and key:
-        key += "/"
-    return bucket, key
+    where = layout.parse_s3_uri(uri) or layout.local_location(
+        Path(os.environ.get("LAKEHOUSE_HOME") or ".lakehouse"), uri
+    )
+    return None if where is None else (where.bucket, where.key)
 
 
 def check_s3(role: str, action: str, bucket: str, key: str) -> None:
@@ -660,9 +652,9 @@ def _table_location(name: str) -> tuple[str, str] | None:
     settings = Settings()
     lake = settings.lake_bucket
     home = Path(settings.home).resolve() / "buckets" / lake
-    if (home / "derived" / name).is_dir():
-        return lake, f"derived/{name}"
-    return lake, f"tables/{name}"
+    if (home / layout.DERIVED / name).is_dir():
+        return lake, f"{layout.DERIVED}/{name}"
+    return lake, f"{layout.TABLES}/{name}"
 
 
 def _athena_results_bucket() -> str | None:

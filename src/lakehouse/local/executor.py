@@ -43,6 +43,8 @@ from lakehouse.local.worker import shared_pool
 from lakehouse.ports import ObjectInfo
 from lakehouse.settings import Settings
 from lakehouse.stages.runtime import Runtime, get_runtime
+from lakehouse.state import FAILED_STATUSES, RunStatus
+from lakehouse.state import RunRecord as LedgerRecord
 
 INGEST_MACHINE = "IngestStateMachine"
 MAINTENANCE_MACHINE = "MaintenanceStateMachine"
@@ -77,12 +79,12 @@ class RunRecord:
     """What one local execution did (also stored in the run ledger)."""
 
     run_id: str
-    status: str  # SUCCEEDED | DUPLICATE | QUARANTINED | FAILED
+    status: RunStatus  # SUCCEEDED | DUPLICATE | QUARANTINED | FAILED
     data: dict[str, Any]
 
     @property
     def failed(self) -> bool:
-        return self.status in ("FAILED", "QUARANTINED")
+        return self.status in FAILED_STATUSES
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -340,6 +342,7 @@ class LocalPipeline:
         visited = result.visited_names
         commit: dict[str, Any] = state["commit"] if isinstance(state.get("commit"), dict) else {}
         inspection: dict[str, Any] = state["inspection"] if isinstance(state.get("inspection"), dict) else {}
+        status: RunStatus
         if result.succeeded:
             status = "DUPLICATE" if commit.get("status") == "duplicate" else "SUCCEEDED"
         else:
@@ -384,7 +387,7 @@ class LocalPipeline:
             "table_version": version_now,
             "version_before": inspection.get("version_before", commit.get("version_before")),
             "version_after": commit.get("version_after"),
-            "error": _error_summary(error, result) if status in ("FAILED", "QUARANTINED") else None,
+            "error": _error_summary(error, result) if status in FAILED_STATUSES else None,
             "finished_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "updated_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         }
@@ -393,7 +396,7 @@ class LocalPipeline:
 
             definition = json.loads(self.project.ingest_definition())
             data["report"] = str(write_reports(self.home, data, definition, ledger.list(limit=1000)))
-        ledger.put(name, data)
+        ledger.put(name, LedgerRecord.model_validate(data).model_dump(mode="json"))
         return RunRecord(name, status, data)
 
     # -- arrivals ----------------------------------------------------------------------------------

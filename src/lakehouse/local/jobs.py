@@ -245,15 +245,16 @@ class LocalJobs:
         """The job's arguments as Glue passes them, plus where the local object, result and rejects live."""
         rt = self.rt
         objects = rt.adapters.objects
+        result = rt.layout.commit_result(run.run_id)
+        rejects = rt.layout.rejects(run.dataset, run.run_id)
         argv = ["ingest_large_object.py"]
         for key, value in arguments.items():
             argv += [str(key), str(value)]
         argv += [
             "--datasets_dir", str(rt.settings.datasets_dir),
             "--source_uri", self._pinned_source(run),
-            "--result_uri", objects.uri(rt.settings.lake_bucket, f"runs/{run.run_id}/commit.json"),
-            "--rejects_uri",
-            objects.uri(rt.settings.quarantine_bucket, f"rows/{run.dataset}/{run.run_id}/rejects.parquet"),
+            "--result_uri", objects.uri(result.bucket, result.key),
+            "--rejects_uri", objects.uri(rejects.bucket, rejects.key),
         ]  # fmt: skip
         return argv
 
@@ -281,7 +282,8 @@ class LocalJobs:
         rt = self.rt
         inspection = run.section("inspection")
         objects = rt.adapters.objects
-        rejects_key = f"rows/{run.dataset}/{run.run_id}/rejects.parquet"
+        rejects = rt.layout.rejects(run.dataset, run.run_id)
+        result_at = rt.layout.commit_result(run.run_id)
         result = ingest_object(
             spark,
             self._pinned_source(run),
@@ -294,17 +296,13 @@ class LocalJobs:
                 run_id=run.run_id,
             ),
             app_id=str(inspection["app_id"]),
-            rejects_uri=objects.uri(rt.settings.quarantine_bucket, rejects_key),
+            rejects_uri=objects.uri(rejects.bucket, rejects.key),
             source_name=f"s3://{run.bucket}/{run.key}",
         )
         rejects = result.pop("rejects_path", None)
         result["rejects_uri"] = rejects
         result["engine"] = "spark"
-        objects.put_bytes(
-            rt.settings.lake_bucket,
-            f"runs/{run.run_id}/commit.json",
-            json.dumps(result, default=str).encode(),
-        )
+        objects.put_bytes(result_at.bucket, result_at.key, json.dumps(result, default=str).encode())
 
     # -- EMR Serverless ----------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lakehouse import layout
 from lakehouse.stages.runtime import Runtime
 
 REJECT_COLUMNS = ("source_row", "source_line", "reason", "raw_line")
@@ -61,7 +62,7 @@ def list_quarantine(
     objects = rt.adapters.objects
     bucket = rt.settings.quarantine_bucket
     out = QuarantineListing()
-    for key in sorted(objects.list(bucket, "objects/")):
+    for key in sorted(objects.list(bucket, f"{layout.OBJECTS}/")):
         found = _matches(key, "objects", dataset, run_id)
         if found is None or not key.endswith(".reason.json"):
             continue
@@ -80,7 +81,7 @@ def list_quarantine(
                 "reason_uri": objects.uri(bucket, key),
             }
         )
-    for key in sorted(objects.list(bucket, "rows/")):
+    for key in sorted(objects.list(bucket, f"{layout.ROWS}/")):
         found = _matches(key, "rows", dataset, run_id)
         if found is None or not key.endswith(".parquet"):
             continue
