@@ -258,7 +258,7 @@ def _runs_table(summaries: list[dict[str, Any]], title: str) -> Table:
         checks = f"{s['checks_passed']} passed"
         if s["checks_failed"]:
             checks += f", failed: {', '.join(s['checks_failed'])}"
-        style = _STATUS_STYLE.get(str(s["status"]), "")
+        style = _STATUS_STYLE.get(s["status"], "")
         version = s["table_version"]
         if s["version_committed"] is not None and s["version_committed"] != version:
             version = f"{s['version_committed']} -> {version}"
