@@ -64,9 +64,10 @@ def commit_status(commit_state: str | None) -> RunStatus:
 
 
 class _Section(BaseModel):
-    """A section a stage of this project writes: exactly its own fields."""
+    """A section a stage of this project writes: its own fields, typed. Keys it does not know are
+    ignored when read, so a run in flight across a deploy that adds a field still parses."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="ignore")
 
 
 class _Open(BaseModel):

@@ -383,6 +383,22 @@ def test_read_job_result_missing_is_invalid_input(aws: dict[str, Any]) -> None:
         invoke("read_job_result", event("read_job_result.json"))
 
 
+def test_read_job_result_with_a_malformed_result_is_invalid_input(aws: dict[str, Any]) -> None:
+    result = {"status": "ok", "rows_written": 3}  # not "committed" | "duplicate": IsDuplicate would guess
+    aws["s3"].put_object(Bucket="lake", Key=f"runs/{RUN_ID}/commit.json", Body=json.dumps(result).encode())
+
+    with pytest.raises(InvalidInputError, match=rf"runs/{RUN_ID}/commit.json: status: Input should be"):
+        invoke("read_job_result", event("read_job_result.json"))
+
+
+def test_evaluate_checks_with_a_malformed_inspection_names_the_field(aws: dict[str, Any]) -> None:
+    state = event("evaluate_checks.json")
+    state["inspection"] = {**state["inspection"], "missing_references": ["orders"]}  # a list, not a map
+
+    with pytest.raises(InvalidInputError, match=r"state \$inspection: missing_references: "):
+        invoke("evaluate_checks", state)
+
+
 # -- Delta handlers against moto's server (S3, Glue, DynamoDB) -----------------------------------------
 
 

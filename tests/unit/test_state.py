@@ -36,7 +36,8 @@ _PATH = re.compile(r"\$\$?(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\*\])*")
 
 def _load_script() -> ModuleType:
     spec = importlib.util.spec_from_file_location("state_table", ROOT / "scripts" / "state_table.py")
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -241,11 +242,14 @@ def test_state_keeps_sections_the_asl_adds() -> None:
         "something_new": {"a": 1},
     }
     parsed = IngestState.model_validate(state)
-    assert parsed.inspection is not None and parsed.inspection.route == "lambda"
-    assert parsed.commit is not None and parsed.commit.model_extra == {"engine": "spark"}
+    assert parsed.inspection is not None
+    assert parsed.inspection.route == "lambda"
+    assert parsed.commit is not None
+    assert parsed.commit.model_extra == {"engine": "spark"}
     assert parsed.model_extra == {"something_new": {"a": 1}}
     run = RunState.parse(state)
-    assert run.inspection is not None and run.inspection.app_id == "a"
+    assert run.inspection is not None
+    assert run.inspection.app_id == "a"
     assert run.error.Error == "X"
 
 
@@ -286,3 +290,22 @@ def test_s3_and_local_paths_map_both_ways(tmp_path: Path) -> None:
     assert layout.local_location(tmp_path, str(path)) == loc
     assert layout.local_location(tmp_path, str(path) + "/") == layout.Location("lake", "tables/orders/")
     assert layout.local_location(tmp_path, "/elsewhere/file") is None
+
+
+def _stage_events() -> list[Path]:
+    """The sample events (events/*.json) that are a state machine's state (they name a run)."""
+    found = []
+    for path in sorted((ROOT / "events").glob("*.json")):
+        event = json.loads(path.read_text())
+        if "run_id" in event.get("run", event):
+            found.append(path)
+    return found
+
+
+@pytest.mark.parametrize("path", _stage_events(), ids=lambda p: p.stem)
+def test_the_sample_stage_events_parse_as_the_state(path: Path) -> None:
+    event = json.loads(path.read_text())
+    state = event.get("run", event)
+    model = MaintenanceItemState if "plan" in state else IngestState
+    parsed = model.model_validate(state)
+    assert parsed.model_dump(mode="json", exclude_unset=True) == state

@@ -177,8 +177,14 @@ def commit_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _app_id(run: RunState) -> str:
-    """The run's app transaction id: Inspect's, else derived the same way from the object version."""
-    inspection = run.inspection
+    """The run's app transaction id: Inspect's, else derived the same way from the object version.
+
+    A malformed `$.inspection` is logged, not raised: Rollback must still find this run's commit."""
+    try:
+        inspection = run.inspection
+    except InvalidInputError:
+        logger.exception("ignoring a malformed $.inspection", extra={"run_id": run.run_id})
+        inspection = None
     if inspection is not None:
         return inspection.app_id
     return app_id_for(run.dataset, run.bucket, run.key, run.object_version)
