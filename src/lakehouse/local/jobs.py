@@ -30,7 +30,6 @@ from types import ModuleType
 from typing import Any
 
 from lakehouse import access, tables
-from lakehouse.adapters.local import LocalObjectStore
 from lakehouse.errors import InvalidInputError
 from lakehouse.local.sfn import TaskFailed
 from lakehouse.local.worker import current_slot
@@ -260,8 +259,10 @@ class LocalJobs:
     def _pinned_source(self, run: RunState) -> str:
         """The run's object version as a local path Spark can read: its immutable snapshot."""
         objects = self.rt.adapters.objects
-        if isinstance(objects, LocalObjectStore):
-            return str(objects.pinned_path(run.bucket, run.key, **run.pins()))
+        # The local store, possibly behind the IAM-checking wrapper (which checks the read).
+        pinned_path = getattr(objects, "pinned_path", None)
+        if pinned_path is not None:
+            return str(pinned_path(run.bucket, run.key, **run.pins()))
         return objects.uri(run.bucket, run.key)
 
     def _run_glue(self, arguments: Mapping[str, Any]) -> None:
