@@ -34,7 +34,7 @@ from lakehouse.commit_log import (
     is_own_commit,
 )
 from lakehouse.contracts.model import Contract, FormatSpec
-from lakehouse.engine.formats import SAMPLE_BYTES, Detected, detect, detect_file, preflight
+from lakehouse.formats import SAMPLE_BYTES, Detected, detect, detect_file, preflight
 from lakehouse.errors import InputLimitError, InvalidInputError, RowRuleViolationError, SchemaMismatchError
 from lakehouse.names import CORRUPT_RECORD, SPARK_ROW_ID
 from lakehouse.spark.delta_tables import (

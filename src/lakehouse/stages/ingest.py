@@ -14,7 +14,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from lakehouse.engine.formats import SAMPLE_BYTES, detect
+from lakehouse.formats import SAMPLE_BYTES, detect
 from lakehouse.errors import InvalidInputError, ObjectChangedError
 from lakehouse.events import app_id_for
 from lakehouse.sql.checks import (
