@@ -14,9 +14,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from lakehouse.formats import SAMPLE_BYTES, detect
 from lakehouse.errors import InvalidInputError, ObjectChangedError
 from lakehouse.events import app_id_for
+from lakehouse.formats import SAMPLE_BYTES, detect
 from lakehouse.sql.checks import (
     athena_table,
     compile_checks,
