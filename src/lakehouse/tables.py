@@ -18,7 +18,7 @@ from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import DeltaError
 
 from lakehouse import access
-from lakehouse.engine.delta import TABLE_CONFIGURATION, open_table
+from lakehouse.duckdb_engine.delta import TABLE_CONFIGURATION, open_table
 from lakehouse.errors import CommitConflictError, InvalidInputError
 
 __all__ = [

@@ -373,7 +373,7 @@ def _options(argv: Sequence[str]) -> dict[str, str]:
 
 
 def _sources(rt: Runtime) -> dict[str, str]:
-    from lakehouse.engine.delta import open_table
+    from lakehouse.duckdb_engine.delta import open_table
 
     found = {}
     for name in rt.contracts.names():

@@ -491,7 +491,7 @@ def ingest_object(
 ) -> dict[str, Any]:
     """Ingest one object (local path or any Hadoop URI, e.g. s3://) into the contract's table, exactly once.
 
-    The flow is `lakehouse.ingest_core.ingest` (the same as `lakehouse.engine.ingest.ingest_file`, same
+    The flow is `lakehouse.ingest_core.ingest` (the same as `lakehouse.duckdb_engine.ingest.ingest_file`, same
     result keys); this engine is `SparkBackend`. Rejected rows go to one Parquet file at `rejects_uri`.
     """
     uri = str(path_or_uri)

@@ -18,7 +18,7 @@ from sqlglot import exp
 
 from lakehouse.commit_log import FIRST_TXN_VERSION, SEARCH_DEPTH, commit_metadata
 from lakehouse.contracts.model import Contract, FormatSpec
-from lakehouse.engine.delta import (
+from lakehouse.duckdb_engine.delta import (
     TABLE_CONFIGURATION,
     TARGET_FILE_SIZE,
     WRITER_PROPERTIES,
@@ -391,9 +391,7 @@ class DuckDBBackend:
 
         return with_commit_retries(attempt)
 
-    def _write(
-        self, table: DeltaTable, commit_sql: str, merge_schema: bool, props: CommitProperties
-    ) -> None:
+    def _write(self, table: DeltaTable, commit_sql: str, merge_schema: bool, props: CommitProperties) -> None:
         """Append, or overwrite exactly the partitions present in this file."""
         assert self._contract is not None
         contract = self._contract
