@@ -19,7 +19,6 @@ from sqlglot import exp
 from lakehouse.commit_log import FIRST_TXN_VERSION, SEARCH_DEPTH, commit_metadata
 from lakehouse.contracts.model import Contract, FormatSpec
 from lakehouse.duckdb_engine.delta import (
-    TABLE_CONFIGURATION,
     TARGET_FILE_SIZE,
     WRITER_PROPERTIES,
     create_table,
@@ -62,6 +61,7 @@ from lakehouse.sql.compiler import (
     rejected_rows,
 )
 from lakehouse.sql.evolution import check_source_names, commit_select
+from lakehouse.table_properties import TABLE_CONFIGURATION
 
 __all__ = ["DuckDBBackend", "IngestResult", "ingest_file"]
 
