@@ -803,7 +803,7 @@ def _print_result_table(result: Any) -> None:
 
 def _tables_info(rt: Any) -> list[dict[str, Any]]:
     from lakehouse import tables
-    from lakehouse.engine.delta import open_table
+    from lakehouse.duckdb_engine.delta import open_table
 
     out = []
     for name in rt.contracts.names():
