@@ -36,7 +36,7 @@ def run_engine(path: Path, table: Path) -> dict[str, object]:
     from datetime import UTC, datetime
 
     from lakehouse.contracts import load_contract
-    from lakehouse.engine.ingest import ingest_file
+    from lakehouse.duckdb_engine.ingest import ingest_file
     from lakehouse.events import app_id_for
     from lakehouse.sql.compiler import RunMeta
 

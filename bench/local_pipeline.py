@@ -5,7 +5,7 @@
 2. A small file's latency on the Lambda route, from its arrival in the landing folder to committed and
    checked (the run's ledger record final), median of several runs in a warm executor. Target: < 2 s.
 3. The executor's overhead: the same small file through the whole state machine versus calling the
-   ingest core (`lakehouse.engine.ingest.ingest_file`) directly, as a ratio of medians.
+   ingest core (`lakehouse.duckdb_engine.ingest.ingest_file`) directly, as a ratio of medians.
 
 Run: .venv/bin/python bench/local_pipeline.py [--runs N] [--skip-demo]
 """
@@ -101,7 +101,7 @@ def bench_latency(work: Path, runs: int) -> tuple[list[float], list[float]]:
 def bench_direct(work: Path, runs: int) -> list[float]:
     """The ingest core alone on the same kind of file: no state machine, no handlers, no checks."""
     from lakehouse.contracts import ContractRegistry
-    from lakehouse.engine.ingest import ingest_file
+    from lakehouse.duckdb_engine.ingest import ingest_file
     from lakehouse.events import app_id_for
     from lakehouse.sql.compiler import RunMeta
 

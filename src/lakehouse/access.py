@@ -11,6 +11,7 @@ No dependency: the Lambda path imports this module, and `lakehouse.local.enforce
 
 from __future__ import annotations
 
+import importlib
 import os
 
 ROLE_ENV = "LAKEHOUSE_IAM_ROLE"
@@ -33,9 +34,10 @@ def require(uri: str, *actions: str) -> None:
     role = active_role()
     if role is None:
         return
-    from lakehouse.local.enforce import require_uri
-
-    require_uri(role, uri, actions)
+    # Imported by name, not by an import statement: this module ships to EMR (scripts/emr_bundle.py
+    # follows import statements), where no role is ever set and the enforcer is not shipped.
+    enforce = importlib.import_module("lakehouse.local.enforce")
+    enforce.require_uri(role, uri, actions)
 
 
 def require_table(uri: str, *, write: bool = False, delete: bool = False) -> None:

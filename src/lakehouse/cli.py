@@ -687,8 +687,8 @@ def invoke(
             _err().print(f"run {record.run_id}: {record.status}", highlight=False)
 
 
-def _event_objects(function: str, payload: Any) -> list[tuple[str, str]]:
-    """(bucket, key) of the objects an event names: OnObjectCreated events, or a run's state."""
+def _event_objects(function: str, payload: Any) -> list[tuple[str, str, str | None]]:
+    """(bucket, key, version id) of the objects an event names: OnObjectCreated events, or a run's state."""
     from lakehouse.errors import InvalidInputError
     from lakehouse.events import is_sqs_event, iter_sqs_bodies, parse_message
 
@@ -697,12 +697,13 @@ def _event_objects(function: str, payload: Any) -> list[tuple[str, str]]:
     if function == "OnObjectCreatedFunction":
         try:
             messages = [body for _, body in iter_sqs_bodies(payload)] if is_sqs_event(payload) else [payload]
-            return [(o.bucket, o.key) for m in messages for o in parse_message(m)]
+            return [(o.bucket, o.key, o.version_id) for m in messages for o in parse_message(m)]
         except InvalidInputError:
             return []  # the handler reports a malformed event itself
     state = payload.get("run", payload)
     if isinstance(state, dict) and isinstance(state.get("bucket"), str) and isinstance(state.get("key"), str):
-        return [(state["bucket"], state["key"])]
+        version = state.get("version_id")
+        return [(state["bucket"], state["key"], version if isinstance(version, str) else None)]
     return []
 
 
@@ -712,17 +713,20 @@ def _seed_event_objects(
     """`--seed`: put the file at each object the event names that is missing. Without it, refuse to start
     runs for objects that do not exist (they would be quarantined and clutter the home)."""
     objects = _runtime(ctx).adapters.objects
-    missing = [(b, k) for b, k in _event_objects(function, payload) if not objects.exists(b, k)]
+    missing = [(b, k, v) for b, k, v in _event_objects(function, payload) if not objects.exists(b, k)]
     if not missing:
         return
     if seed is not None:
-        for bucket, key in missing:
+        for bucket, key, version_id in missing:
             objects.put_file(bucket, key, seed)
+            if version_id:
+                # The event pins its reads to this version id: the seeded bytes become that version.
+                objects.snapshot(bucket, key, version_id=version_id)
             _err().print(f"seeded {objects.uri(bucket, key)} from {seed}", highlight=False)
         return
     if function != "OnObjectCreatedFunction" or allow_missing:
         return
-    names = ", ".join(f"s3://{b}/{k}" for b, k in missing)
+    names = ", ".join(f"s3://{b}/{k}" for b, k, _ in missing)
     raise _fail(
         f"the event names objects that are not in {_globals(ctx).home}: {names}. Each would start a run that "
         "finds no object and quarantines it. Pass --seed FILE to put FILE there first (e.g. a CSV of the "
@@ -808,7 +812,7 @@ def _print_result_table(result: Any) -> None:
 
 def _tables_info(rt: Any) -> list[dict[str, Any]]:
     from lakehouse import tables
-    from lakehouse.engine.delta import open_table
+    from lakehouse.duckdb_engine.delta import open_table
 
     out = []
     for name in rt.contracts.names():

@@ -18,8 +18,9 @@ from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import DeltaError
 
 from lakehouse import access
-from lakehouse.engine.delta import TABLE_CONFIGURATION, open_table
+from lakehouse.duckdb_engine.delta import open_table
 from lakehouse.errors import CommitConflictError, InvalidInputError
+from lakehouse.table_properties import TABLE_CONFIGURATION
 
 __all__ = [
     "TABLE_CONFIGURATION",

@@ -4,9 +4,9 @@ the commit is a resume of that run (not "already ingested"); a finished run is n
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -16,35 +16,27 @@ from lakehouse.cli import _run_note, _runtime_for_home
 
 pytestmark = pytest.mark.e2e
 
-CRASH_AFTER_COMMIT = textwrap.dedent(
-    """
-    import os, sys
-    import lakehouse.stages.ingest as stages
-
-    def crash(*args, **kwargs):  # the process dies between the commit and RegisterTable
-        os._exit(3)
-
-    stages.register_table = crash
-    from lakehouse.cli import main
-
-    sys.argv = ["lakehouse", *sys.argv[1:]]
-    main()
-    """
-)
+# The executor kills itself right after the third Task (AcquireTableLease, Inspect, CommitWithLambda):
+# the process dies between the commit and RegisterTable (lakehouse.local.faults).
+KILL_AFTER_COMMIT = "3"
 
 
 def test_rerun_after_a_crash_that_followed_the_commit_says_resumed(cli: Cli, tmp_path: Path) -> None:
     source = write_orders(tmp_path / "orders_crash.csv", 1, 5)
     args = ["--home", str(cli.home), "--datasets", str(DATASETS), "run", str(source), "--no-spark"]
     crashed = subprocess.run(
-        [sys.executable, "-c", CRASH_AFTER_COMMIT, *args],
+        [sys.executable, "-m", "lakehouse", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
         timeout=300,
-        env={**os.environ, "LAKEHOUSE_PROJECT_ROOT": str(ROOT)},
+        env={
+            **os.environ,
+            "LAKEHOUSE_PROJECT_ROOT": str(ROOT),
+            "LAKEHOUSE_FAULT_KILL_AFTER_TASKS": KILL_AFTER_COMMIT,
+        },
     )
-    assert crashed.returncode == 3, crashed.stderr
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     [committed] = [  # the crashed run's commit is in the table
         c for c in cli("history", "orders", "--json").json() if c["operation"] in ("WRITE", "MERGE")
     ]

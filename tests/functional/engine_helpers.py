@@ -19,7 +19,7 @@ from typing import Any
 from deltalake import DeltaTable
 
 from lakehouse.contracts import Contract, parse_contract
-from lakehouse.engine.ingest import IngestResult, ingest_file
+from lakehouse.duckdb_engine.ingest import IngestResult, ingest_file
 from lakehouse.events import app_id_for
 from lakehouse.sql.compiler import METADATA_COLUMNS, RunMeta
 

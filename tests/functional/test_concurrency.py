@@ -16,7 +16,7 @@ from engine_helpers import ingest_in_process, meta_for, read_rows
 
 from lakehouse.adapters.aws import S3ObjectStore
 from lakehouse.contracts import parse_contract
-from lakehouse.engine.delta import create_table
+from lakehouse.duckdb_engine.delta import create_table
 
 CONTRACT = """
 name: events
@@ -135,7 +135,7 @@ def test_a_writer_that_loses_the_race_after_its_snapshot_reports_duplicate(
     snapshot, finds the app transaction and reports a duplicate: the rows land once."""
     from deltalake import CommitProperties, Transaction
 
-    from lakehouse.engine import ingest as engine
+    from lakehouse.duckdb_engine import ingest as engine
 
     uri = str(tmp_path / "events")
     contract = parse_contract(CONTRACT, "events.yaml")

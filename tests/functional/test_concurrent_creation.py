@@ -33,7 +33,7 @@ def _write_file(folder: Path, writer: int) -> Path:
 def _ingest(args: tuple[int, str, str]) -> str:
     writer, path, uri = args
     from lakehouse.contracts import load_contract
-    from lakehouse.engine.ingest import ingest_file
+    from lakehouse.duckdb_engine.ingest import ingest_file
     from lakehouse.sql.compiler import RunMeta
 
     contract = load_contract(ROOT / "datasets" / "lineitem.yaml")

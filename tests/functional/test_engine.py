@@ -262,7 +262,7 @@ def test_same_file_twice_is_a_duplicate(mode: str, tmp_path: Path) -> None:
 
 
 def test_a_rerun_commits_the_object_once_more_with_the_next_transaction_version(tmp_path: Path) -> None:
-    from lakehouse.engine.ingest import ingest_file
+    from lakehouse.duckdb_engine.ingest import ingest_file
 
     contract = small_contract()
     path = write_file(tmp_path / "in", "a.csv", "id,name,amount\n1,a,1.00\n")

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lakehouse.contracts.model import FormatSpec
-from lakehouse.engine.formats import Detected, check_utf8, detect, detect_file, preflight
 from lakehouse.errors import InputLimitError, InvalidInputError, UnsupportedFormatError
+from lakehouse.formats import Detected, check_utf8, detect, detect_file, preflight
 
 
 def _write(tmp_path: Path, name: str, data: bytes) -> Path:

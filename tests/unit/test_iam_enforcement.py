@@ -275,7 +275,7 @@ def test_unused_grants_report_lists_only_what_no_run_exercised(tmp_path: Path) -
     leases = result["ManageLeaseFunctionRole"]
     assert [e["action"] for e in leases["exercised"]] == ["dynamodb:PutItem"]
     unused = {e["action"] for e in leases["unused"]}
-    assert {"dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:UpdateItem"} <= unused
+    assert {"dynamodb:GetItem", "dynamodb:DeleteItem"} <= unused
     # AWS-side grants are listed apart, with their reason, not as candidates.
     glue_side = {e["action"]: e["why"] for e in result["GlueJobRole"]["aws_side"]}
     assert "cloudwatch:PutMetricData" in glue_side

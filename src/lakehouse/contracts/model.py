@@ -36,7 +36,7 @@ class FormatSpec(_Strict):
     date_format: str | None = None
     timestamp_format: str | None = None
     # Limits checked while the file is streamed once, before DuckDB or Spark parse it
-    # (lakehouse.engine.formats.preflight). Text files only (CSV, JSON Lines).
+    # (lakehouse.formats.preflight). Text files only (CSV, JSON Lines).
     max_line_bytes: Annotated[int, Field(ge=1024)] = DEFAULT_MAX_LINE_BYTES
     max_fields: Annotated[int, Field(ge=1)] = DEFAULT_MAX_FIELDS
     max_decompressed_bytes: Annotated[int, Field(ge=1)] = DEFAULT_MAX_DECOMPRESSED_BYTES

@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import sqlglot
 
-from lakehouse.engine.delta import open_table
+from lakehouse.duckdb_engine.delta import open_table
 from lakehouse.sql.dialects import ALTERNATIVES, UnsupportedFunctionError, athena_to_duckdb
 from lakehouse.stages.runtime import Runtime
 

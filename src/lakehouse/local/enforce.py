@@ -277,6 +277,11 @@ OBJECT_ACTIONS: dict[str, tuple[str, ...]] = {
     "put_bytes": ("s3:PutObject",),
     "put_file": ("s3:PutObject",),
     "delete": ("s3:DeleteObject",),
+    # A path holding a pinned version's bytes (local Spark reads paths): a read of that version.
+    "pinned_path": ("s3:GetObject",),
+    "version_path": ("s3:GetObjectVersion",),
+    # The watcher giving a dropped file its version: the upload that created it, in S3 terms.
+    "snapshot": ("s3:PutObject",),
 }
 UNCHECKED_OBJECT_METHODS = frozenset({"uri", "storage_options", "copy", "list"})  # copy/list: below
 

@@ -3,8 +3,8 @@
 `glue:startJobRun.sync` runs `jobs/glue/ingest_large_object.py`; `emr-serverless:startJobRun.sync` runs
 the entry point its `EntryPoint` names under `jobs/emr/`. When a script exposes
 `run(spark, args)`, it is called with the local session (no second JVM); otherwise its `main(argv)` is
-called with the arguments AWS would pass. If a script is absent the equivalent library call is made
-(`lakehouse.spark.ingest.ingest_object`, writing `runs/<run_id>/commit.json` exactly as the Glue job does).
+called with the arguments AWS would pass. If a script is absent the library call it makes is made
+(`lakehouse.spark.runs.ingest_run`, `lakehouse.spark.derived.refresh_derived`).
 
 Derived models are refreshed with DuckDB (the contract's Spark SQL transpiled by sqlglot, spark ->
 duckdb, written with deltalake) unless `LAKEHOUSE_DERIVED_ENGINE=spark` and local Spark is available,
@@ -30,12 +30,10 @@ from types import ModuleType
 from typing import Any
 
 from lakehouse import access, tables
-from lakehouse.adapters.local import LocalObjectStore
 from lakehouse.errors import InvalidInputError
 from lakehouse.local.sfn import TaskFailed
 from lakehouse.local.worker import current_slot
-from lakehouse.sql.compiler import RunMeta
-from lakehouse.stages.runtime import RunState, Runtime, started_at
+from lakehouse.stages.runtime import RunState, Runtime
 
 DERIVED_ENGINE_ENV = "LAKEHOUSE_DERIVED_ENGINE"  # duckdb (default) | spark: how RefreshDerived runs locally
 
@@ -261,8 +259,10 @@ class LocalJobs:
     def _pinned_source(self, run: RunState) -> str:
         """The run's object version as a local path Spark can read: its immutable snapshot."""
         objects = self.rt.adapters.objects
-        if isinstance(objects, LocalObjectStore):
-            return str(objects.pinned_path(run.bucket, run.key, **run.pins()))
+        # The local store, possibly behind the IAM-checking wrapper (which checks the read).
+        pinned_path = getattr(objects, "pinned_path", None)
+        if pinned_path is not None:
+            return str(pinned_path(run.bucket, run.key, **run.pins()))
         return objects.uri(run.bucket, run.key)
 
     def _run_glue(self, arguments: Mapping[str, Any]) -> None:
@@ -270,39 +270,22 @@ class LocalJobs:
         run = RunState.parse(run_input)
         spark = shared_spark()
         script = self.root / "jobs" / "glue" / "ingest_large_object.py"
+        argv = self._glue_argv(arguments, run)
         if script.is_file():
-            _call_script(_load_script(script), spark, self._glue_argv(arguments, run))
+            _call_script(_load_script(script), spark, argv)
             return
-        self._ingest_with_spark(spark, run)
+        # No job script (an installed package without jobs/): the library call the script makes.
+        from lakehouse.spark.runs import ingest_run
 
-    def _ingest_with_spark(self, spark: Any, run: RunState) -> None:
-        """What the Glue job does: ingest on Spark, then leave the result where ReadGlueResult looks."""
-        from lakehouse.spark.ingest import ingest_object
-
-        rt = self.rt
-        inspection = run.section("inspection")
-        objects = rt.adapters.objects
-        rejects = rt.layout.rejects(run.dataset, run.run_id)
-        result_at = rt.layout.commit_result(run.run_id)
-        result = ingest_object(
+        options = _options(argv)
+        ingest_run(
             spark,
-            self._pinned_source(run),
-            rt.contract(run.dataset),
-            str(inspection.get("table_uri") or rt.table_uri(run.dataset)),
-            RunMeta(
-                source_uri=f"s3://{run.bucket}/{run.key}",
-                source_version=run.source_version,
-                ingested_at=started_at(run.raw),
-                run_id=run.run_id,
-            ),
-            app_id=str(inspection["app_id"]),
-            rejects_uri=objects.uri(rejects.bucket, rejects.key),
-            source_name=f"s3://{run.bucket}/{run.key}",
+            run_input,
+            datasets_dir=options["--datasets_dir"],
+            result_uri=options["--result_uri"],
+            rejects_uri=options["--rejects_uri"],
+            source_uri=options["--source_uri"],
         )
-        rejects = result.pop("rejects_path", None)
-        result["rejects_uri"] = rejects
-        result["engine"] = "spark"
-        objects.put_bytes(result_at.bucket, result_at.key, json.dumps(result, default=str).encode())
 
     # -- EMR Serverless ----------------------------------------------------------------------------
 
@@ -368,8 +351,10 @@ class LocalJobs:
             _call_script(_load_script(script), shared_spark(), self._emr_argv(entry, options))
             return
         if derived:
-            if on_spark:
-                refresh_derived_spark(self.rt, dataset, shared_spark())
+            if on_spark:  # no job script: the library call it makes
+                from lakehouse.spark.derived import refresh_derived
+
+                refresh_derived(shared_spark(), self.rt.contract(dataset), self.lake_root())
             else:
                 refresh_derived_duckdb(self.rt, dataset)
             return
@@ -390,7 +375,7 @@ def _options(argv: Sequence[str]) -> dict[str, str]:
 
 
 def _sources(rt: Runtime) -> dict[str, str]:
-    from lakehouse.engine.delta import open_table
+    from lakehouse.duckdb_engine.delta import open_table
 
     found = {}
     for name in rt.contracts.names():
@@ -398,21 +383,6 @@ def _sources(rt: Runtime) -> dict[str, str]:
         if open_table(uri, rt.storage_options) is not None:
             found[name] = uri
     return found
-
-
-def refresh_derived_spark(rt: Runtime, dataset: str, spark: Any) -> list[dict[str, Any]]:
-    """Each derived model of `dataset`: its Spark SQL over the dataset tables, overwriting the model."""
-    contract = rt.contract(dataset)
-    for name, uri in _sources(rt).items():
-        spark.read.format("delta").load(uri).createOrReplaceTempView(name)
-    out = []
-    for model in contract.derived:
-        frame = spark.sql(model.sql)
-        target = rt.derived_uri(model.name)
-        access.require_table(target, write=True)
-        frame.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(target)
-        out.append({"model": model.name, "uri": target, "engine": "spark"})
-    return out
 
 
 def refresh_derived_duckdb(rt: Runtime, dataset: str) -> list[dict[str, Any]]:

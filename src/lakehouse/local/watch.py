@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lakehouse.adapters.local import LocalObjectStore
 from lakehouse.errors import ObjectChangedError
 from lakehouse.local.executor import LocalPipeline, RunRecord
 from lakehouse.ports import ObjectInfo
@@ -264,11 +263,9 @@ class LandingWatcher:
         try:
             # The complete file becomes a version of its own; the run reads exactly that version.
             objects = self.pipeline.rt.adapters.objects
-            info: ObjectInfo = (
-                objects.snapshot(landing, key)
-                if isinstance(objects, LocalObjectStore)
-                else objects.head(landing, key)
-            )
+            # The local store (possibly behind the IAM-checking wrapper) versions what users drop in.
+            snapshot = getattr(objects, "snapshot", None)
+            info: ObjectInfo = snapshot(landing, key) if snapshot else objects.head(landing, key)
         except (ObjectChangedError, FileNotFoundError):
             self._candidates.pop(key, None)  # it changed while we read it: wait until it is complete again
             return

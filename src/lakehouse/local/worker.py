@@ -40,7 +40,7 @@ PRELOAD = [
     "lakehouse.stages.ingest",
     "lakehouse.stages.maintenance",
     "lakehouse.stages.start",
-    "lakehouse.engine.ingest",
+    "lakehouse.duckdb_engine.ingest",
     "lakehouse.tables",
     "lakehouse.local.jobs",
     "lakehouse.local.project",

@@ -8,12 +8,9 @@ committed with a Delta app transaction (`txnAppId`/`txnVersion`), so a replay ad
 from __future__ import annotations
 
 import csv
-import io
 import os
 import posixpath
 import tempfile
-import time
-import zlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -25,17 +22,16 @@ from pyspark.sql.types import StringType, StructField, StructType
 from pyspark.sql.window import Window
 from sqlglot import exp
 
-from lakehouse import access
+from lakehouse import access, formats
+from lakehouse import ingest_core as core
 from lakehouse.commit_log import (
     FIRST_TXN_VERSION,
     SEARCH_DEPTH,
     commit_metadata,
-    find_commit,
-    is_own_commit,
 )
 from lakehouse.contracts.model import Contract, FormatSpec
-from lakehouse.engine.formats import SAMPLE_BYTES, Detected, detect, detect_file, preflight
-from lakehouse.errors import InputLimitError, InvalidInputError, RowRuleViolationError, SchemaMismatchError
+from lakehouse.errors import InputLimitError, InvalidInputError
+from lakehouse.formats import SAMPLE_BYTES, Detected, detect, detect_file, preflight
 from lakehouse.names import CORRUPT_RECORD, SPARK_ROW_ID
 from lakehouse.spark.delta_tables import (
     _jvm,
@@ -50,16 +46,12 @@ from lakehouse.sql.compiler import (
     ROW_ORDINAL,
     IngestPlan,
     RunMeta,
-    col,
-    compile_ingest,
     ident,
     rejected_rows,
     render,
 )
 from lakehouse.sql.evolution import (
-    check_file_schema,
     check_source_names,
-    check_table_schema,
     commit_select,
 )
 from lakehouse.table_properties import TABLE_CONFIGURATION
@@ -177,23 +169,14 @@ def _readable_uri(spark: SparkSession, uri: str, detected: Detected, scratch: st
 def _header(spark: SparkSession, uri: str, spec: FormatSpec, name: str) -> list[str]:
     """The CSV header's field names, read by us (as the DuckDB engine does): stripped, blanks named."""
     if _is_local(uri):
-        with _local_path(uri).open("rb") as handle:
-            head = handle.read(SAMPLE_BYTES)
-        if head.startswith(b"\x1f\x8b"):
-            head = zlib.decompressobj(wbits=31).decompress(head, SAMPLE_BYTES)
-        line = head.decode("utf-8", errors="replace").lstrip("\ufeff")
+        path = _local_path(uri)
+        with path.open("rb") as handle:
+            gzip = handle.read(2) == b"\x1f\x8b"
+        line = formats.read_local_head(path, gzip)
     else:
         first = spark.read.text(uri).limit(1).collect()
         line = str(first[0][0] or "").lstrip("\ufeff") if first else ""
-    try:
-        reader = csv.reader(io.StringIO(line, newline=""), delimiter=spec.delimiter, quotechar=spec.quote)
-        fields = next(reader, [])
-    except csv.Error as exc:
-        raise InvalidInputError(f"{name}: the header line cannot be read as CSV: {exc}") from None
-    names = [n.strip() for n in fields]
-    if not names or all(not n for n in names):
-        raise InvalidInputError(f"{name}: the first line should be a header but is empty")
-    return [n or f"column{i}" for i, n in enumerate(names)]
+    return formats.parse_header(line, spec, name)
 
 
 class _Source:
@@ -232,11 +215,10 @@ class _Source:
             raise
         except Exception as exc:
             if "AnalysisException" in type(exc).__name__ or "Py4J" in type(exc).__name__:
-                raise InvalidInputError(f"{name}: cannot be read as {spec.type}: {_first_line(exc)}") from exc
+                reason = core.first_line(exc)
+                raise InvalidInputError(f"{name}: cannot be read as {spec.type}: {reason}") from exc
             raise
-        duplicates = sorted({c for c in self.columns if self.columns.count(c) > 1})
-        if duplicates:
-            raise SchemaMismatchError(f"{name}: the header names these columns more than once: {duplicates}")
+        formats.check_unique_columns(self.columns, name)
         try:
             self.frame = self._number(raw, has_corrupt=detected.kind == "csv", name=name, header=spec.header)
         except Exception as exc:
@@ -244,7 +226,7 @@ class _Source:
             if "TextParsingException" in str(exc) or "TextParsingException" in type(exc).__name__:
                 raise InputLimitError(
                     f"{name}: a line exceeds format.max_fields ({spec.max_fields}) or "
-                    f"format.max_line_bytes ({spec.max_line_bytes}): {_first_line(exc)[:300]}"
+                    f"format.max_line_bytes ({spec.max_line_bytes}): {core.first_line(exc)[:300]}"
                 ) from None
             raise
 
@@ -383,11 +365,6 @@ def _malformed_reason(raw: str, expected: int, delimiter: str) -> str:
     return "unparseable CSV record (bad quoting)"
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def spark_sql(select: exp.Expression) -> str:
     """A compiled tree rendered for Spark, with the renderings sqlglot gets wrong fixed."""
     return render(select, "spark")
@@ -429,73 +406,32 @@ def _write_rejects(spark: SparkSession, frame: DataFrame, rejects_uri: str) -> N
     fs.delete(src_dir, True)
 
 
-def _partition_predicate(frame: DataFrame, contract: Contract) -> str:
-    """`replaceWhere` for exactly the partitions present in this file."""
-    rows = frame.select(*[_c(c) for c in contract.partition_by]).distinct().collect()
-    clauses = []
-    for row in rows:
-        terms = []
-        for name in contract.partition_by:
-            value = row[name]
-            if value is None:
-                terms.append(f"{quoted(name)} IS NULL")
-            else:
-                literal = exp.Literal.string(str(value)).sql(dialect="spark")
-                terms.append(f"{quoted(name)} = {literal}")
-        clauses.append("(" + " AND ".join(terms) + ")")
-    return " OR ".join(clauses) or "false"
-
-
 def _commit(
     spark: SparkSession,
     contract: Contract,
     table_uri: str,
     commit: DataFrame,
     accepted: int,
-    txn: tuple[str, int],
+    txn: core.Txn,
     merge_schema: bool,
-    meta: RunMeta,
     create: bool,
 ) -> int:
     """Write the rows under the app transaction; returns the rows written (inserted + updated)."""
-    app_id, version = txn
-    user_metadata = commit_metadata(meta.run_id, [app_id], meta.source_uri)["userMetadata"]
+    user_metadata = commit_metadata(txn.meta.run_id, [txn.app_id], txn.meta.source_uri)["userMetadata"]
     if contract.write_mode == "merge":
-        view = "lakehouse_commit_source"
-        commit.createOrReplaceTempView(view)
-        on = " AND ".join(
-            exp.EQ(this=col(k, "t"), expression=col(k, "s")).sql(dialect="spark")
-            for k in contract.primary_key
-        )
-        confs: dict[str, str] = {
-            TXN_APP_ID_CONF: app_id,
-            TXN_VERSION_CONF: str(version),
-            "spark.databricks.delta.commitInfo.userMetadata": user_metadata,
-        }
-        if merge_schema:
-            confs[AUTO_MERGE_CONF] = "true"
-        try:
-            with session_confs(spark, confs):
-                metrics = spark.sql(
-                    f"MERGE INTO {delta_path(table_uri)} AS t USING {view} AS s ON {on} "
-                    "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
-                ).collect()
-        finally:
-            spark.catalog.dropTempView(view)
-        row = metrics[0].asDict() if metrics else {}
-        return int(row.get("num_inserted_rows") or 0) + int(row.get("num_updated_rows") or 0)
-
+        return _merge(spark, contract, table_uri, commit, txn, merge_schema, user_metadata)
     writer = (
         commit.write.format("delta")
-        .option("txnAppId", app_id)
-        .option("txnVersion", str(version))
+        .option("txnAppId", txn.app_id)
+        .option("txnVersion", str(txn.version))
         .option("userMetadata", user_metadata)
     )
     if merge_schema:
         writer = writer.option("mergeSchema", "true")
     if contract.write_mode == "overwrite_partitions":
-        writer = writer.mode("overwrite").option("replaceWhere", _partition_predicate(commit, contract))
-        writer.save(table_uri)
+        rows = commit.select(*[_c(c) for c in contract.partition_by]).distinct().collect()
+        predicate = core.partition_predicate(contract.partition_by, [tuple(r) for r in rows], "spark")
+        writer.mode("overwrite").option("replaceWhere", predicate).save(table_uri)
     elif not create:
         writer.mode("append").save(table_uri)
     else:
@@ -508,26 +444,36 @@ def _commit(
     return accepted
 
 
-def _already_applied(spark: SparkSession, uri: str, app_id: str, run_id: str) -> dict[str, Any]:
-    """The object version is in the table: this run's own commit (resume) or another run's (duplicate)."""
-    from delta.tables import DeltaTable
-
-    rows = DeltaTable.forPath(spark, uri).history(SEARCH_DEPTH).select("version", "userMetadata").collect()
-    ref = find_commit([row.asDict() for row in rows], app_id)
-    if ref is not None and is_own_commit(ref, run_id):
-        return {
-            "status": "committed",
-            "resumed": True,
-            "version_before": ref.version - 1,
-            "version_after": ref.version,
-        }
-    current, _ = table_state(spark, uri)
-    return {
-        "status": "duplicate",
-        "duplicate_of": ref.run_id if ref is not None else None,
-        "version_before": current,
-        "version_after": current,
+def _merge(
+    spark: SparkSession,
+    contract: Contract,
+    table_uri: str,
+    commit: DataFrame,
+    txn: core.Txn,
+    merge_schema: bool,
+    user_metadata: str,
+) -> int:
+    """MERGE on the primary key under the app transaction; rows inserted + updated."""
+    view = "lakehouse_commit_source"
+    commit.createOrReplaceTempView(view)
+    on = core.merge_predicate(contract.primary_key, "spark")
+    confs: dict[str, str] = {
+        TXN_APP_ID_CONF: txn.app_id,
+        TXN_VERSION_CONF: str(txn.version),
+        "spark.databricks.delta.commitInfo.userMetadata": user_metadata,
     }
+    if merge_schema:
+        confs[AUTO_MERGE_CONF] = "true"
+    try:
+        with session_confs(spark, confs):
+            metrics = spark.sql(
+                f"MERGE INTO {delta_path(table_uri)} AS t USING {view} AS s ON {on} "
+                "WHEN MATCHED THEN UPDATE SET * WHEN NOT MATCHED THEN INSERT *"
+            ).collect()
+    finally:
+        spark.catalog.dropTempView(view)
+    row = metrics[0].asDict() if metrics else {}
+    return int(row.get("num_inserted_rows") or 0) + int(row.get("num_updated_rows") or 0)
 
 
 def ingest_object(
@@ -545,137 +491,150 @@ def ingest_object(
 ) -> dict[str, Any]:
     """Ingest one object (local path or any Hadoop URI, e.g. s3://) into the contract's table, exactly once.
 
-    Same semantics and result keys as `lakehouse.engine.ingest.ingest_file(...).as_dict()`; rejected
-    rows go to one Parquet file at `rejects_uri`.
+    The flow is `lakehouse.ingest_core.ingest` (the same as `lakehouse.duckdb_engine.ingest.ingest_file`, same
+    result keys); this engine is `SparkBackend`. Rejected rows go to one Parquet file at `rejects_uri`.
     """
-    started = time.monotonic()
     uri = str(path_or_uri)
     name = source_name or posixpath.basename(uri.rstrip("/"))
+    backend = SparkBackend(spark, uri, table_uri, rejects_uri, scratch_uri)
+    return core.ingest(backend, contract, meta, core.Txn(app_id, txn_version, meta), name).as_dict()
 
-    def result(status: str, **values: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "status": status,
-            "resumed": False,
-            "duplicate_of": None,
-            "rows_read": 0,
-            "rows_written": 0,
-            "rows_rejected": 0,
-            "rows_dropped": 0,
-            "version_before": -1,
-            "version_after": -1,
-            "bytes_read": 0,
-            "duration_ms": 0,
-            "rejects_path": None,
-            "added_columns": [],
-            "format": None,
-        }
-        out.update(values)
-        out["duration_ms"] = int((time.monotonic() - started) * 1000)
-        return out
 
-    access.require_table(table_uri, write=True)  # local IAM: Delta reads the log and commits
-    version_before, applied = table_state(spark, table_uri, app_id)
-    if applied is not None and applied >= txn_version:
-        return result(**_already_applied(spark, table_uri, app_id, meta.run_id))
+class SparkBackend:
+    """The Glue engine: Spark reads and transforms, Delta Lake (JVM) commits."""
 
-    access.require(uri, "s3:GetObject")
-    detected = detect_object(spark, uri, name)
-    scratch = scratch_uri or (
-        tempfile.mkdtemp(prefix="lakehouse-spark-") if _is_local(uri) else rejects_uri.rstrip("/") + ".input"
-    )
-    readable = _readable_uri(spark, uri, detected, scratch)
-    if readable != uri:
-        # On S3 the copy sits next to the rejects (`<rejects_uri>.input/`) and Spark reads it back.
-        copy = posixpath.join(rejects_uri.rstrip("/") + ".input", posixpath.basename(readable))
-        access.require(copy, "s3:PutObject", "s3:GetObject")
-    source = _Source(spark, readable, contract, detected, name)
-    try:
-        plan = compile_ingest(contract, source.columns, meta)
-        check_file_schema(plan, name)
-        existing = table_columns(spark, table_uri) if version_before >= 0 else None
-        merge_schema, absent = check_table_schema(plan, existing, name)
-        source.frame.createOrReplaceTempView("src")
-        transformed = spark.sql(spark_sql(plan.select))
-        transformed.createOrReplaceTempView("transformed")
+    def __init__(
+        self, spark: SparkSession, uri: str, table_uri: str, rejects_uri: str, scratch_uri: str | None
+    ) -> None:
+        self.spark = spark
+        self.uri = uri
+        self.table_uri = table_uri
+        self.rejects_uri = rejects_uri
+        self.scratch_uri = scratch_uri
+        self.version_before = -1
+        self._source: _Source | None = None
+        self._transformed: DataFrame | None = None
 
-        # Pass 1: rows that break a rule, and the totals. Nothing is committed before this passes.
-        counts = transformed.agg(
-            F.count(F.lit(1)).alias("total"),
-            F.sum(F.when(F.col(REJECT_ACTION) == "drop", 1).otherwise(0)).alias("dropped"),
-            F.sum(F.when(F.col(REJECT_ACTION) == "fail", 1).otherwise(0)).alias("failed"),
-            F.sum(F.when(F.col(REJECT_ACTION) == "quarantine", 1).otherwise(0)).alias("quarantined"),
-        ).collect()[0]
-        rows_total = int(counts["total"] or 0)
-        rows_dropped = int(counts["dropped"] or 0)
-        rows_failed = int(counts["failed"] or 0)
-        rows_quarantined = int(counts["quarantined"] or 0)
-        malformed = source.malformed
-        if rows_total == 0 and not malformed:
-            raise InvalidInputError(f"{name}: has no data rows (empty, or a header only)")
-        if rows_failed:
-            first = (
-                transformed.where(F.col(REJECT_ACTION) == "fail")
-                .orderBy(ROW_ORDINAL)
-                .select(ROW_ORDINAL, REJECT_REASON)
-                .limit(1)
-                .collect()[0]
-            )
-            raise RowRuleViolationError(
-                f"{name}: {rows_failed} row(s) break a rule whose action is fail; "
-                f"first at data row {first[0]}: {first[1]}"
-            )
-        rejects_path: str | None = None
-        if rows_quarantined or malformed:
-            rejected_sql = spark_sql(rejected_rows(plan).where(f"{REJECT_ACTION} = 'quarantine'"))
-            rejects = spark.sql(
-                f"SELECT CAST({ROW_ORDINAL} AS BIGINT) AS source_row, CAST(NULL AS BIGINT) AS source_line, "
-                f"{REJECT_REASON} AS reason, CAST(NULL AS STRING) AS raw_line FROM ({rejected_sql}) q"
-            )
-            if malformed:
-                bad = spark.createDataFrame(
-                    [(None, line, f"malformed line: {error}", raw) for line, error, raw in malformed],
-                    "source_row BIGINT, source_line BIGINT, reason STRING, raw_line STRING",
-                )
-                rejects = rejects.unionByName(bad)
-            _write_rejects(spark, rejects.orderBy("source_row", "source_line"), rejects_uri)
-            rejects_path = rejects_uri
-        accepted = rows_total - rows_dropped - rows_quarantined
-        if accepted == 0:
-            raise InvalidInputError(
-                f"{name}: every row was rejected ({rows_quarantined} quarantined, {rows_dropped} dropped, "
-                f"{len(malformed)} malformed); nothing to commit"
-            )
+    @property
+    def source(self) -> _Source:
+        assert self._source is not None
+        return self._source
 
-        # Pass 2: commit the accepted rows with the app transaction.
-        create = version_before < 0
-        if create and contract.write_mode != "append":
-            create_table(
-                spark, table_uri, [(c.name, c.type) for c in plan.columns], list(contract.partition_by)
-            )
-        commit = spark.sql(_commit_sql(plan, absent))
-        _, applied = table_state(spark, table_uri, app_id)
-        if applied is not None and applied >= txn_version:
-            return result(**_already_applied(spark, table_uri, app_id, meta.run_id))
-        txn = (app_id, txn_version)
-        written = _commit(spark, contract, table_uri, commit, accepted, txn, merge_schema, meta, create)
-        version_after, applied = table_state(spark, table_uri, app_id)
-        if applied != txn_version:
-            return result(**_already_applied(spark, table_uri, app_id, meta.run_id))
-        status = "committed"
-        return result(
-            status,
-            rows_read=rows_total + len(malformed),
-            rows_written=written or 0,
-            rows_rejected=rows_quarantined + len(malformed),
-            rows_dropped=rows_dropped,
-            version_before=version_before,
-            version_after=version_after if status == "committed" else version_before,
-            bytes_read=detected.size_bytes,
-            rejects_path=rejects_path,
-            added_columns=plan.added_columns,
-            format=detected.kind,
+    @property
+    def transformed(self) -> DataFrame:
+        assert self._transformed is not None
+        return self._transformed
+
+    def close(self) -> None:
+        if self._source is not None:
+            self._source.unpersist()
+            for view in ("src", "transformed"):
+                self.spark.catalog.dropTempView(view)
+
+    # -- the table ---------------------------------------------------------------------------------
+
+    def table_state(self, app_id: str) -> tuple[int, int | None]:
+        self.version_before, applied = table_state(self.spark, self.table_uri, app_id)
+        return self.version_before, applied
+
+    def applied_history(self) -> tuple[list[dict[str, Any]], int]:
+        from delta.tables import DeltaTable
+
+        history = DeltaTable.forPath(self.spark, self.table_uri).history(SEARCH_DEPTH)
+        rows = history.select("version", "userMetadata").collect()
+        current, _ = table_state(self.spark, self.table_uri)
+        return [row.asDict() for row in rows], current
+
+    def table_columns(self) -> dict[str, str]:
+        return table_columns(self.spark, self.table_uri)
+
+    def create_table(self, plan: IngestPlan, contract: Contract) -> None:
+        columns = [(c.name, c.type) for c in plan.columns]
+        create_table(self.spark, self.table_uri, columns, list(contract.partition_by))
+
+    # -- the object --------------------------------------------------------------------------------
+
+    def detect(self, name: str) -> Detected:
+        access.require(self.uri, "s3:GetObject")
+        return detect_object(self.spark, self.uri, name)
+
+    def open_source(self, contract: Contract, detected: Detected, name: str) -> list[str]:
+        uri, rejects_uri = self.uri, self.rejects_uri
+        scratch = self.scratch_uri or (
+            tempfile.mkdtemp(prefix="lakehouse-spark-")
+            if _is_local(uri)
+            else rejects_uri.rstrip("/") + ".input"
         )
-    finally:
-        source.unpersist()
-        for view in ("src", "transformed"):
-            spark.catalog.dropTempView(view)
+        readable = _readable_uri(self.spark, uri, detected, scratch)
+        if readable != uri:
+            # On S3 the copy sits next to the rejects (`<rejects_uri>.input/`) and Spark reads it back.
+            copy = posixpath.join(rejects_uri.rstrip("/") + ".input", posixpath.basename(readable))
+            access.require(copy, "s3:PutObject", "s3:GetObject")
+        self._source = _Source(self.spark, readable, contract, detected, name)
+        return self._source.columns
+
+    def transform(self, plan: IngestPlan) -> None:
+        self.source.frame.createOrReplaceTempView("src")
+        self._transformed = self.spark.sql(spark_sql(plan.select))
+        self._transformed.createOrReplaceTempView("transformed")
+
+    def counts(self, plan: IngestPlan, name: str) -> core.Counts:
+        action = F.col(REJECT_ACTION)
+        row = self.transformed.agg(
+            F.count(F.lit(1)).alias("total"),
+            F.sum(F.when(action == "drop", 1).otherwise(0)).alias("dropped"),
+            F.sum(F.when(action == "fail", 1).otherwise(0)).alias("failed"),
+            F.sum(F.when(action == "quarantine", 1).otherwise(0)).alias("quarantined"),
+        ).collect()[0]
+        totals = {k: int(row[k] or 0) for k in ("total", "dropped", "failed", "quarantined")}
+        return core.Counts(**totals, malformed=len(self.source.malformed))
+
+    def first_failure(self) -> tuple[Any, Any]:
+        first = (
+            self.transformed.where(F.col(REJECT_ACTION) == "fail")
+            .orderBy(ROW_ORDINAL)
+            .select(ROW_ORDINAL, REJECT_REASON)
+            .limit(1)
+            .collect()[0]
+        )
+        return first[0], first[1]
+
+    def write_rejects(self, plan: IngestPlan, counts: core.Counts) -> str | None:
+        malformed = self.source.malformed
+        if not (counts.quarantined or malformed):
+            return None
+        rejected_sql = spark_sql(rejected_rows(plan).where(f"{REJECT_ACTION} = 'quarantine'"))
+        rejects = self.spark.sql(
+            f"SELECT CAST({ROW_ORDINAL} AS BIGINT) AS source_row, CAST(NULL AS BIGINT) AS source_line, "
+            f"{REJECT_REASON} AS reason, CAST(NULL AS STRING) AS raw_line FROM ({rejected_sql}) q"
+        )
+        if malformed:
+            bad = self.spark.createDataFrame(
+                [(None, line, f"{core.MALFORMED_PREFIX}{error}", raw) for line, error, raw in malformed],
+                "source_row BIGINT, source_line BIGINT, reason STRING, raw_line STRING",
+            )
+            rejects = rejects.unionByName(bad)
+        _write_rejects(self.spark, rejects.orderBy("source_row", "source_line"), self.rejects_uri)
+        return self.rejects_uri
+
+    # -- the commit --------------------------------------------------------------------------------
+
+    def commit(
+        self,
+        plan: IngestPlan,
+        absent: list[tuple[str, str]],
+        merge_schema: bool,
+        txn: core.Txn,
+        counts: core.Counts,
+    ) -> core.Committed | None:
+        spark, table_uri = self.spark, self.table_uri
+        commit = spark.sql(_commit_sql(plan, absent))
+        _, applied = table_state(spark, table_uri, txn.app_id)
+        if txn.applied_by(applied):
+            return None
+        create = self.version_before < 0
+        written = _commit(spark, plan.contract, table_uri, commit, counts.accepted, txn, merge_schema, create)
+        version_after, applied = table_state(spark, table_uri, txn.app_id)
+        if applied != txn.version:
+            return None
+        return core.Committed(written or 0, version_after)

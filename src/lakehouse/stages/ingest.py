@@ -14,9 +14,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from lakehouse.engine.formats import SAMPLE_BYTES, detect
 from lakehouse.errors import InvalidInputError, ObjectChangedError
 from lakehouse.events import app_id_for
+from lakehouse.formats import SAMPLE_BYTES, detect
 from lakehouse.sql.checks import (
     athena_table,
     compile_checks,
@@ -84,7 +84,7 @@ def manage_lease(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
 
 def inspect_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     """`Inspect`: what the file is, which contract applies, and which route it takes."""
-    from lakehouse.engine.delta import open_table  # deltalake: Inspect runs with the engine layer
+    from lakehouse.duckdb_engine.delta import open_table  # deltalake: Inspect runs with the engine layer
 
     run = RunState.parse(event)
     contract = rt.contract(run.dataset)
@@ -136,7 +136,7 @@ def inspect_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
 
 def commit_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     """`CommitWithLambda`: DuckDB + delta-rs, exactly once; rejected rows go to quarantine."""
-    from lakehouse.engine.ingest import ingest_file  # duckdb + deltalake: the engine layer
+    from lakehouse.duckdb_engine.ingest import ingest_file  # duckdb + deltalake: the engine layer
 
     run = RunState.parse(event)
     contract = rt.contract(run.dataset)
@@ -272,7 +272,7 @@ def rollback_table(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     """
     from lakehouse import tables
     from lakehouse.commit_log import SEARCH_DEPTH, find_commit, is_own_commit
-    from lakehouse.engine.delta import open_table
+    from lakehouse.duckdb_engine.delta import open_table
 
     run = RunState.parse(event)
     uri = rt.table_uri(run.dataset)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lakehouse import tables
-from lakehouse.engine.delta import open_table
+from lakehouse.duckdb_engine.delta import open_table
 from lakehouse.errors import InvalidInputError
 from lakehouse.stages.runtime import Runtime
 from lakehouse.state import MaintenancePlan, PlannedTable

@@ -112,7 +112,7 @@ def rerun(rt: Runtime, run_id: str, starter: PipelineStarter, *, force: bool = F
     under its own deterministic run id (a second `rerun` of the same state is a no-op).
     """
     from lakehouse.commit_log import FIRST_TXN_VERSION
-    from lakehouse.engine.delta import open_table
+    from lakehouse.duckdb_engine.delta import open_table
     from lakehouse.events import app_id_for, object_version, rerun_name
 
     record = rt.adapters.ledger.get(run_id)

@@ -383,8 +383,12 @@ def test_glue_job_writes_its_result_json_and_derived_and_maintenance_run(
     [row] = read_rows(str(lake / "tables" / "orders"), with_metadata=True)[:1]
     assert row["_source_uri"] == "s3://landing/orders/orders.csv"
     assert row["_ingested_at"] == INGESTED_AT
-    # A retried job run is a duplicate and says so.
-    assert glue.main(argv)["status"] == "duplicate"
+    # A retried job run (the same run) finds its own commit and resumes; another run is a duplicate.
+    retried = glue.main(argv)
+    assert (retried["status"], retried["resumed"]) == ("committed", True)
+    other = json.dumps({**run_input, "run_id": "orders-def456"})
+    duplicate = glue.main([a if a != json.dumps(run_input) else other for a in argv])
+    assert (duplicate["status"], duplicate["duplicate_of"]) == ("duplicate", "orders-abc123")
 
     derived = _load_script(REPO / "jobs" / "emr" / "refresh_derived.py")
     models_uri = tmp_path / "derived_models.json"  # what scripts/upload_artifacts.sh uploads

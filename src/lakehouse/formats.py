@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import json
 import zlib
 from dataclasses import dataclass
@@ -11,7 +12,12 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 from lakehouse.contracts.model import FormatSpec
-from lakehouse.errors import InputLimitError, InvalidInputError, UnsupportedFormatError
+from lakehouse.errors import (
+    InputLimitError,
+    InvalidInputError,
+    SchemaMismatchError,
+    UnsupportedFormatError,
+)
 
 Kind = Literal["csv", "jsonl", "parquet"]
 Compression = Literal["none", "gzip", "zstd"]
@@ -237,3 +243,32 @@ def detect_file(path: Path, name: str | None = None) -> Detected:
             handle.seek(size - 4)
             tail = handle.read(4)
     return detect(head, tail, size, name or path.name)
+
+
+def read_local_head(path: Path, gzip: bool) -> str:
+    """The text of a local file's first bytes (decompressed), for reading its header line."""
+    with path.open("rb") as handle:
+        head = handle.read(SAMPLE_BYTES)
+    if gzip:
+        head = zlib.decompressobj(wbits=31).decompress(head, SAMPLE_BYTES)
+    return head.decode("utf-8", errors="replace").lstrip("\ufeff")
+
+
+def parse_header(text: str, spec: FormatSpec, name: str) -> list[str]:
+    """A CSV header line's field names, read by us rather than sniffed: stripped, blanks named `columnN`."""
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=spec.delimiter, quotechar=spec.quote)
+        first = next(reader, [])
+    except csv.Error as exc:
+        raise InvalidInputError(f"{name}: the header line cannot be read as CSV: {exc}") from None
+    names = [n.strip() for n in first]
+    if not names or all(not n for n in names):
+        raise InvalidInputError(f"{name}: the first line should be a header but is empty")
+    return [n or f"column{i}" for i, n in enumerate(names)]
+
+
+def check_unique_columns(columns: list[str], name: str) -> None:
+    """Column names must be unique (DuckDB would fail on them with an unrelated binder error)."""
+    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicates:
+        raise SchemaMismatchError(f"{name}: the header names these columns more than once: {duplicates}")

@@ -17,8 +17,6 @@ from lakehouse.table_properties import TABLE_CONFIGURATION
 
 T = TypeVar("T")
 
-__all__ = ["TABLE_CONFIGURATION"]
-
 # Row groups of 64Ki rows: delta-rs buffers a row group per open partition writer, so the
 # parquet default (1Mi rows) costs ~100 MB per partition of a wide table.
 WRITER_PROPERTIES = WriterProperties(max_row_group_size=64 * 1024, compression="SNAPPY")
