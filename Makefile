@@ -42,6 +42,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests functions jobs bench
 	$(BIN)/ruff format --check src tests functions jobs bench
 	$(BIN)/mypy src
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests functions jobs bench

@@ -7,11 +7,16 @@ in a local run with IAM enforcement on, the role the task runs as (`LAKEHOUSE_IA
 executor) must allow them, or `AccessDeniedError` is raised as AWS would. See docs/IAM.md.
 
 No dependency: the Lambda path imports this module, and `lakehouse.local.enforce` only when a role is set.
+This module is the one door from the layers below `lakehouse.local` to the local IAM stand-in; the
+import-linter contracts in pyproject.toml allow exactly these lazy imports (docs/ARCHITECTURE.md, "Layers").
 """
 
 from __future__ import annotations
 
 import os
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 ROLE_ENV = "LAKEHOUSE_IAM_ROLE"
 SWITCH_ENV = "LAKEHOUSE_IAM"
@@ -36,6 +41,24 @@ def require(uri: str, *actions: str) -> None:
     from lakehouse.local.enforce import require_uri
 
     require_uri(role, uri, actions)
+
+
+def authorize(action: str, resource: str) -> None:
+    """A non-storage call (e.g. `states:StartExecution`) on `resource` is about to be made."""
+    role = active_role()
+    if role is None:
+        return
+    from lakehouse.local.enforce import authorize as check
+
+    check(role, action, resource)
+
+
+def enforcing(adapters: _T, settings: object) -> _T:
+    """The local adapters, each call checked against the task's role (`LAKEHOUSE_IAM=off`: unchanged)."""
+    from lakehouse.local.enforce import wrap
+
+    wrapped: _T = wrap(adapters, settings)
+    return wrapped
 
 
 def require_table(uri: str, *, write: bool = False, delete: bool = False) -> None:
