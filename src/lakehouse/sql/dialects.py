@@ -1,6 +1,7 @@
 """Athena (Trino) SQL → DuckDB, with the semantic fixes plain transpilation misses.
 
-sqlglot maps names and syntax; these transforms fix meaning (DESIGN §7):
+sqlglot maps names and syntax; these transforms fix meaning (docs/ARCHITECTURE.md,
+"Facts this design relies on"):
 - `date_diff(unit, a, b)`: Trino counts whole elapsed units, DuckDB's `date_diff` counts boundaries
   crossed. DuckDB's `date_sub` counts whole elapsed units, so we call that.
 - `regexp_extract` with no match: NULL in Trino, '' in DuckDB. We guard it with `regexp_matches`.
