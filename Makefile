@@ -39,9 +39,9 @@ iam-report: $(STAMP)  ## the grants no test exercises, per role (least-privilege
 	$(BIN)/python scripts/iam_unused_grants.py $(IAM_RECORD)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests functions jobs bench
-	$(BIN)/ruff format --check src tests functions jobs bench
-	$(BIN)/mypy src
+	$(BIN)/ruff check src tests functions jobs bench scripts
+	$(BIN)/ruff format --check src tests functions jobs bench scripts
+	$(BIN)/mypy src functions jobs
 	$(BIN)/lint-imports
 
 format: $(STAMP)

@@ -107,7 +107,7 @@ class _Clients:
     def get(self, service: str) -> Any:
         if service not in self._cache:
             self._cache[service] = boto3.session.Session().client(
-                service,  # type: ignore[call-overload]
+                service,
                 region_name=self.region,
                 endpoint_url=self._endpoints.get(service),
                 config=self._config,

@@ -88,7 +88,7 @@ def _intrinsic(loader: yaml.Loader, tag_suffix: str, node: yaml.Node) -> dict[st
     return {f"Fn::{tag_suffix}": value}
 
 
-_TemplateLoader.add_multi_constructor("!", _intrinsic)  # type: ignore[no-untyped-call]
+_TemplateLoader.add_multi_constructor("!", _intrinsic)
 
 
 def load_template(path: Path) -> dict[str, Any]:
