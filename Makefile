@@ -42,7 +42,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests functions jobs bench scripts
 	$(BIN)/ruff format --check src tests functions jobs bench scripts
 	$(BIN)/mypy src functions jobs
-	$(BIN)/lint-imports
+	PYTHONPATH=src $(BIN)/lint-imports  # this checkout's package, whatever is installed
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests functions jobs bench

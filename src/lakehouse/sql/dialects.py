@@ -155,14 +155,14 @@ def _fix_functions(node: exp.Expr) -> exp.Expr:
         name = str(node.this).lower()
         if name == "format_datetime":
             args = node.expressions
-            if len(args) != 2 or not isinstance(args[1], exp.Literal) or not args[1].is_string:
+            if len(args) != 2 or not isinstance(args[1], exp.Literal) or not args[1].is_string:  # noqa: PLR2004 (arity)
                 raise UnsupportedFunctionError(
                     "format_datetime: locally the pattern must be a string literal; "
                     "or use date_format(x, '<MySQL pattern>')"
                 )
             fmt = exp.Literal.string(joda_to_strftime(args[1].this))
             return exp.Anonymous(this="STRFTIME", expressions=[_fixed(args[0]), fmt])
-        if name == "map_agg" and len(node.expressions) == 2:
+        if name == "map_agg" and len(node.expressions) == 2:  # noqa: PLR2004 (arity: key, value)
             key, value = (_fixed(e) for e in node.expressions)
             entry = exp.Anonymous(
                 this="STRUCT_PACK",
