@@ -45,8 +45,8 @@ lint: $(STAMP)
 	PYTHONPATH=src $(BIN)/lint-imports  # this checkout's package, whatever is installed
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests functions jobs bench
-	$(BIN)/ruff format src tests functions jobs bench
+	$(BIN)/ruff check --fix src tests functions jobs bench scripts
+	$(BIN)/ruff format src tests functions jobs bench scripts
 
 $(TOOLS_STAMP): scripts/validate.sh
 	bash scripts/validate.sh --install
