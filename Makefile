@@ -39,13 +39,14 @@ iam-report: $(STAMP)  ## the grants no test exercises, per role (least-privilege
 	$(BIN)/python scripts/iam_unused_grants.py $(IAM_RECORD)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests functions jobs bench
-	$(BIN)/ruff format --check src tests functions jobs bench
-	$(BIN)/mypy src
+	$(BIN)/ruff check src tests functions jobs bench scripts
+	$(BIN)/ruff format --check src tests functions jobs bench scripts
+	$(BIN)/mypy src functions jobs
+	PYTHONPATH=src $(BIN)/lint-imports  # this checkout's package, whatever is installed
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests functions jobs bench
-	$(BIN)/ruff format src tests functions jobs bench
+	$(BIN)/ruff check --fix src tests functions jobs bench scripts
+	$(BIN)/ruff format src tests functions jobs bench scripts
 
 $(TOOLS_STAMP): scripts/validate.sh
 	bash scripts/validate.sh --install

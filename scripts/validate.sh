@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every offline check of the SAM template and the state machines (docs/DESIGN §6).
+# Every offline check of the SAM template and the state machines (docs/DEPLOY.md, docs/ARCHITECTURE.md).
 #
 #   bash scripts/validate.sh --install     create .tools/ (pinned cfn-lint, SAM CLI, checkov, npm ASL linters)
 #   bash scripts/validate.sh               cfn-lint, sam validate --lint, statelint, asl-validator, checkov,

@@ -1,7 +1,8 @@
 """Shared fixtures: a local home, and an S3 emulator (moto's server) in a separate process.
 
 The S3 server must run in its own process: deltalake's history/restore against a server running in the
-test process hang on the GIL (DESIGN §7). Under xdist each worker starts its own server on a free port.
+test process hang on the GIL (docs/ARCHITECTURE.md, "Facts this design relies on"). Under xdist each
+worker starts its own server on a free port.
 """
 
 from __future__ import annotations

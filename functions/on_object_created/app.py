@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -39,7 +40,7 @@ def record_handler(record: SQSRecord) -> list[dict[str, Any] | None]:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
     if is_sqs_event(event):
         return process_partial_response(event, record_handler, processor, context)
     # A plain EventBridge event or S3 notification (e.g. `sam local invoke -e events/...`).

@@ -6,19 +6,32 @@ the S3 actions the same operation needs in AWS. In AWS nothing is checked here (
 in a local run with IAM enforcement on, the role the task runs as (`LAKEHOUSE_IAM_ROLE`, set by the local
 executor) must allow them, or `AccessDeniedError` is raised as AWS would. See docs/IAM.md.
 
-No dependency: the Lambda path imports this module, and `lakehouse.local.enforce` only when a role is set.
+No dependency: the Lambda path and the Spark jobs import this module, and the local IAM stand-in
+(`lakehouse.local.enforce`) is loaded by name, only when local enforcement is on. It is a plug-in of the
+local runtime, not an import: layers below `lakehouse.local` never import it (docs/ARCHITECTURE.md,
+"Layers"), and the EMR bundle, which follows imports, does not ship the local runtime.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 ROLE_ENV = "LAKEHOUSE_IAM_ROLE"
 SWITCH_ENV = "LAKEHOUSE_IAM"
 
 READ = ("s3:ListBucket", "s3:GetObject")
 WRITE = ("s3:ListBucket", "s3:GetObject", "s3:PutObject")
+
+
+_ENFORCER = "lakehouse.local.enforce"
+
+
+def _enforcer() -> Any:
+    return importlib.import_module(_ENFORCER)
 
 
 def active_role() -> str | None:
@@ -34,10 +47,21 @@ def require(uri: str, *actions: str) -> None:
     role = active_role()
     if role is None:
         return
-    # Imported by name, not by an import statement: this module ships to EMR (scripts/emr_bundle.py
-    # follows import statements), where no role is ever set and the enforcer is not shipped.
-    enforce = importlib.import_module("lakehouse.local.enforce")
-    enforce.require_uri(role, uri, actions)
+    _enforcer().require_uri(role, uri, actions)
+
+
+def authorize(action: str, resource: str) -> None:
+    """A non-storage call (e.g. `states:StartExecution`) on `resource` is about to be made."""
+    role = active_role()
+    if role is None:
+        return
+    _enforcer().authorize(role, action, resource)
+
+
+def enforcing(adapters: _T, settings: object) -> _T:
+    """The local adapters, each call checked against the task's role (`LAKEHOUSE_IAM=off`: unchanged)."""
+    wrapped: _T = _enforcer().wrap(adapters, settings)
+    return wrapped
 
 
 def require_table(uri: str, *, write: bool = False, delete: bool = False) -> None:

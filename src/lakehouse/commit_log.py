@@ -1,6 +1,6 @@
 """Who committed what: the commit metadata both engines write, and how a run finds its own commit.
 
-Exactly-once is per object version (docs/ARCHITECTURE.md, "Exactly once"). The app transaction tells
+Exactly-once is per object version (docs/ARCHITECTURE.md, "Correctness rules"). The app transaction tells
 *that* an object version was applied; the commit metadata tells *who* applied it. A run that finds its
 app transaction in the table therefore asks the log which run wrote it:
 

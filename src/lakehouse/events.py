@@ -20,6 +20,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, unquote_plus
 
@@ -152,3 +153,17 @@ def run_input(dataset: str, obj: ObjectCreated) -> dict[str, Any]:
         "sequencer": obj.sequencer,
         "event_time": obj.event_time,
     }
+
+
+def started_at(state: Mapping[str, Any]) -> datetime:
+    """When the run's object arrived (its event time), so a retried or re-routed commit stamps
+    `_ingested_at` with the same instant, whichever engine writes it."""
+    started = state.get("started_at") or state.get("event_time")
+    if isinstance(started, str) and started:
+        try:
+            parsed = datetime.fromisoformat(started.replace("Z", "+00:00"))
+        except ValueError:
+            pass
+        else:
+            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return datetime.now(UTC)

@@ -239,9 +239,9 @@ def detect_file(path: Path, name: str | None = None) -> Detected:
     with path.open("rb") as handle:
         head = handle.read(SAMPLE_BYTES)
         tail = b""
-        if size >= 4:
-            handle.seek(size - 4)
-            tail = handle.read(4)
+        if size >= len(_PARQUET):
+            handle.seek(size - len(_PARQUET))
+            tail = handle.read(len(_PARQUET))
     return detect(head, tail, size, name or path.name)
 
 

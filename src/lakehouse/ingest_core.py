@@ -253,7 +253,9 @@ def ingest(backend: IngestBackend, contract: Contract, meta: RunMeta, txn: Txn, 
         return applied()
     detected = backend.detect(name)
     try:
-        outcome = _read_and_commit(backend, contract, meta, txn, name, detected, version_before)
+        outcome = _read_and_commit(
+            backend, contract, meta, txn, name, detected=detected, version_before=version_before
+        )
     finally:
         backend.close()
     if outcome is None:
@@ -282,6 +284,7 @@ def _read_and_commit(
     meta: RunMeta,
     txn: Txn,
     name: str,
+    *,
     detected: Detected,
     version_before: int,
 ) -> tuple[Committed, Counts, IngestPlan, str | None] | None:

@@ -277,7 +277,7 @@ def row_count(uri: str, storage_options: dict[str, str] | None = None) -> int:
     if "num_records" in actions.column_names:
         counts = actions.column("num_records").to_pylist()
         if all(c is not None for c in counts):
-            return sum(int(c) for c in counts)  # type: ignore[arg-type]
+            return sum(int(c) for c in counts)
     # Some file lacks stats (written by another engine without them): let delta-rs count.
     return int(dt.count())
 

@@ -1,7 +1,7 @@
 """Concurrent writers: exactly-once under a race, and commit retries under contention.
 
 Writers run in separate (spawned) processes, as Lambda invocations would. The table is created first:
-racing table creation is not supported (DESIGN §7).
+racing table creation is not what is tested here (docs/ARCHITECTURE.md, "Facts this design relies on").
 """
 
 from __future__ import annotations

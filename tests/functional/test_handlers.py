@@ -84,7 +84,7 @@ def rebucket(state: dict[str, Any], buckets: dict[str, str]) -> dict[str, Any]:
 @pytest.fixture(autouse=True)
 def template_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The Globals environment of template.yaml, with contracts from the repository, and a fresh runtime."""
-    import lakehouse.stages.runtime as runtime
+    from lakehouse.stages import runtime
 
     monkeypatch.setattr(runtime, "_RUNTIMES", {})
     for name in (

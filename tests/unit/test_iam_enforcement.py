@@ -280,3 +280,20 @@ def test_unused_grants_report_lists_only_what_no_run_exercised(tmp_path: Path) -
     glue_side = {e["action"]: e["why"] for e in result["GlueJobRole"]["aws_side"]}
     assert "cloudwatch:PutMetricData" in glue_side
     assert "cloudwatch:PutMetricData" not in {e["action"] for e in result["GlueJobRole"]["unused"]}
+
+
+def test_the_local_start_execution_is_checked_through_access(tmp_home: Path) -> None:
+    """The local starter lives with the adapters now (no import of lakehouse.local); a role without
+    states:StartExecution is still refused, and nothing is queued."""
+    from lakehouse.adapters.starter import LocalQueue, LocalStarter
+    from lakehouse.stages.runtime import Runtime
+
+    rt = Runtime.create(Settings(LAKEHOUSE_BACKEND="local", LAKEHOUSE_HOME=tmp_home))
+    with (
+        enforce.as_role("ReadJobResultFunctionRole", "ReadJobResultFunction"),
+        pytest.raises(AccessDeniedError, match="states:StartExecution"),
+    ):
+        LocalStarter(rt).start("run-1", {"dataset": "orders"})
+    assert LocalQueue(tmp_home).pending() == []
+    assert LocalStarter(rt).start("run-1", {"dataset": "orders"})["started"] is True  # no role: unchecked
+    assert [r.name for r in LocalQueue(tmp_home).pending()] == ["run-1"]

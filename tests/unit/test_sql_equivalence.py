@@ -1,6 +1,6 @@
-"""One transformation, several engines (DESIGN §3, §7): the Athena rendering, transpiled to DuckDB by
-`athena_to_duckdb`, must give the same results as the DuckDB rendering, and both must match values
-worked out by hand."""
+"""One transformation, several engines (docs/ARCHITECTURE.md, "Facts this design relies on"): the
+Athena rendering, transpiled to DuckDB by `athena_to_duckdb`, must give the same results as the DuckDB
+rendering, and both must match values worked out by hand."""
 
 from __future__ import annotations
 
@@ -242,7 +242,7 @@ def test_contract_without_checks_compiles_to_nothing() -> None:
     assert compile_checks(contract, local_table) is None
 
 
-# --- the §7 fixes, against values worked out by hand ----------------------------------------------
+# --- the Athena -> DuckDB semantic fixes, against values worked out by hand --------------------------
 
 
 @pytest.mark.parametrize(

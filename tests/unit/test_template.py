@@ -1,4 +1,5 @@
-"""Offline proofs about template.yaml and statemachine/*.asl.json (docs/DESIGN §6).
+"""Offline proofs about template.yaml and statemachine/*.asl.json (docs/ARCHITECTURE.md,
+"Facts this design relies on").
 
 cfn-lint does not read DefinitionUri files and no linter knows what a state machine's role must allow,
 so these tests check what the linters cannot:

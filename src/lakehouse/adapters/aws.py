@@ -74,12 +74,15 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
+_SERVER_ERROR = 500  # HTTP 5xx: the service failed, a retry may succeed
+
+
 def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, _CONNECTION_ERRORS):
         return True
     if isinstance(exc, ClientError):
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        return _code(exc) in _TRANSIENT_CODES or status >= 500
+        return _code(exc) in _TRANSIENT_CODES or status >= _SERVER_ERROR
     return False
 
 
@@ -107,7 +110,7 @@ class _Clients:
     def get(self, service: str) -> Any:
         if service not in self._cache:
             self._cache[service] = boto3.session.Session().client(
-                service,  # type: ignore[call-overload]
+                service,
                 region_name=self.region,
                 endpoint_url=self._endpoints.get(service),
                 config=self._config,
@@ -295,12 +298,11 @@ class S3ObjectStore:
                     self.client.copy_object(
                         Bucket=dst_bucket, Key=dst_key, CopySource=source, MetadataDirective="COPY", **extra
                     )
+                # boto3's managed copy does UploadPartCopy in parallel parts, the only way past 5 GiB.
+                elif extra:
+                    self.client.copy(source, dst_bucket, dst_key, ExtraArgs=extra)
                 else:
-                    # boto3's managed copy does UploadPartCopy in parallel parts, the only way past 5 GiB.
-                    if extra:
-                        self.client.copy(source, dst_bucket, dst_key, ExtraArgs=extra)
-                    else:
-                        self.client.copy(source, dst_bucket, dst_key)
+                    self.client.copy(source, dst_bucket, dst_key)
         except ClientError as exc:
             _raise_missing(exc, src_bucket, src_key, version_id, etag)
             raise
@@ -510,12 +512,16 @@ class GlueCatalog:
         return sorted(names)
 
 
+_PRINTABLE_ASCII = range(32, 127)
+_SNS_SUBJECT_MAX = 100  # characters (SNS Publish)
+
+
 def sns_subject(subject: str) -> str:
     """An SNS-valid subject: printable ASCII, one line, at most 100 characters, never empty."""
-    clean = "".join(ch if 32 <= ord(ch) < 127 else " " for ch in subject)
+    clean = "".join(ch if ord(ch) in _PRINTABLE_ASCII else " " for ch in subject)
     clean = " ".join(clean.split())
-    if len(clean) > 100:
-        clean = clean[:97].rstrip() + "..."
+    if len(clean) > _SNS_SUBJECT_MAX:
+        clean = clean[: _SNS_SUBJECT_MAX - 3].rstrip() + "..."
     return clean or "lakehouse alert"
 
 

@@ -24,8 +24,8 @@ def build_adapters(settings: Settings | None = None) -> Adapters:
     """The adapters for `settings.backend`; imports only that backend's module."""
     settings = settings or get_settings()
     if settings.backend == "local":
+        from lakehouse import access
         from lakehouse.adapters import local
-        from lakehouse.local.enforce import wrap
 
         home = settings.home.resolve()
         adapters = Adapters(
@@ -36,8 +36,7 @@ def build_adapters(settings: Settings | None = None) -> Adapters:
             ledger=local.LocalRunLedger(home),
         )
         # Local IAM: each call is checked against the role of the task making it (docs/IAM.md).
-        wrapped: Adapters = wrap(adapters, settings)
-        return wrapped
+        return access.enforcing(adapters, settings)
     if settings.backend == "aws":
         from lakehouse.adapters import aws
 

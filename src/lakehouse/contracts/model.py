@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from lakehouse.names import RESERVED_COLUMNS, reserved
 
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
+MAX_DECIMAL_PRECISION = 38  # Delta, Spark, DuckDB and Athena alike
 SIMPLE_TYPES = ("string", "boolean", "int", "bigint", "double", "date", "timestamp")
 IDENTIFIER = r"^[a-z_][a-z0-9_]*$"
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -59,7 +60,11 @@ class Column(_Strict):
         if value in SIMPLE_TYPES:
             return value
         match = _DECIMAL.match(value)
-        if match and 0 < int(match.group(1)) <= 38 and int(match.group(2)) <= int(match.group(1)):
+        if (
+            match
+            and 0 < int(match.group(1)) <= MAX_DECIMAL_PRECISION
+            and int(match.group(2)) <= int(match.group(1))
+        ):
             return f"decimal({match.group(1)},{match.group(2)})"
         raise ValueError(f"unknown type {value!r}; expected one of {', '.join(SIMPLE_TYPES)} or decimal(p,s)")
 

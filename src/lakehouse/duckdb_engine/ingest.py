@@ -205,7 +205,7 @@ _FIRST_FAILURE = (
 )
 
 
-def ingest_file(
+def ingest_file(  # noqa: PLR0913 - the engine entry point; every option after `*` is keyword-only
     path: Path,
     contract: Contract,
     table_uri: str,
@@ -570,7 +570,7 @@ class _AppendStream:
             raise InvalidInputError(f"{self.name}: cannot be read: {first_line(exc)}") from exc
         stream = RecordBatchReader.from_batches(
             Schema([reader.schema.field(n) for n in self.data_columns]),
-            self._batches(reader),  # type: ignore[arg-type]
+            self._batches(reader),
         )
         try:
             # A missing table is created by this very commit (version 0), so a file that aborts

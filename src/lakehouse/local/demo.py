@@ -106,14 +106,15 @@ def generate_messy_orders(path: Path, rows: int = 400, seed: int = 7) -> SampleF
                 fake.sentence(nb_words=6),
             ]
             defect = i % 16  # one row in four breaks exactly one rule
-            if defect == 1:
-                row[3] = rng.choice(["12,50", "n/a", "1.2.3", "$400"])  # not a decimal: type rule
-            elif defect == 5:
-                row[4] = rng.choice(["1997-02-30", "31/12/1996", "yesterday"])  # not a date: type rule
-            elif defect == 9:
-                row[2] = rng.choice(["X", "done", "?"])  # not in {F, O, P}
-            elif defect == 13:
-                row[3] = f"-{rng.uniform(1, 900):.2f}"  # below the price range
+            match defect:
+                case 1:
+                    row[3] = rng.choice(["12,50", "n/a", "1.2.3", "$400"])  # not a decimal: type rule
+                case 5:
+                    row[4] = rng.choice(["1997-02-30", "31/12/1996", "yesterday"])  # not a date: type rule
+                case 9:
+                    row[2] = rng.choice(["X", "done", "?"])  # not in {F, O, P}
+                case 13:
+                    row[3] = f"-{rng.uniform(1, 900):.2f}"  # below the price range
             if defect in (1, 5, 9, 13):
                 bad += 1
             else:

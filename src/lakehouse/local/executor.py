@@ -1,4 +1,5 @@
-"""The local executor: the real `statemachine/*.asl.json`, every Task routed to a local stand-in (DESIGN §4).
+"""The local executor: the real `statemachine/*.asl.json`, every Task routed to a local stand-in
+(docs/ARCHITECTURE.md, "The local runtime").
 
 | Task in the ASL                      | Locally                                                          |
 | ------------------------------------ | ---------------------------------------------------------------- |

@@ -125,11 +125,14 @@ def _any_match(patterns: tuple[str, ...], value: str, ignore_case: bool) -> bool
     return bool(patterns) and _any_glob(patterns, ignore_case).match(value) is not None
 
 
+_ARN_PARTS = 6  # arn:partition:service:region:account:resource
+
+
 def arn_like(pattern: str, value: str) -> bool:
     """ArnLike: each of the six colon-separated parts matches on its own (the resource part may hold
     colons)."""
-    p_parts, v_parts = pattern.split(":", 5), value.split(":", 5)
-    if len(p_parts) != 6 or len(v_parts) != 6:
+    p_parts, v_parts = pattern.split(":", _ARN_PARTS - 1), value.split(":", _ARN_PARTS - 1)
+    if len(p_parts) != _ARN_PARTS or len(v_parts) != _ARN_PARTS:
         return glob_match(pattern, value)
     return all(glob_match(p, v) for p, v in zip(p_parts, v_parts, strict=True))
 
@@ -383,7 +386,7 @@ class Resolver:
                 return str(self.value(props[key]))
         return logical_id
 
-    def ref(self, name: str) -> Any:
+    def ref(self, name: str) -> Any:  # noqa: PLR0911 (one return per pseudo-parameter)
         if name in self.pseudo:
             return self.pseudo[name]
         if name in self.parameters:
@@ -458,7 +461,7 @@ class Resolver:
                 return self.condition(str(arg))
         raise PolicyError(f"cannot evaluate the condition {node!r}")
 
-    def value(self, node: Any) -> Any:
+    def value(self, node: Any) -> Any:  # noqa: PLR0911 (one return per intrinsic function)
         if isinstance(node, list):
             out = [self.value(v) for v in node]
             return [v for v in out if v is not _NO_VALUE]

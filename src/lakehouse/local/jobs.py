@@ -182,7 +182,7 @@ def _call_script(module: ModuleType, spark: Any, argv: list[str]) -> Any:
     run = getattr(module, "run", None)
     if callable(run):
         params = list(inspect.signature(run).parameters)
-        return run(spark, argv) if len(params) >= 2 else run(argv)
+        return run(spark, argv) if len(params) > 1 else run(argv)
     main = getattr(module, "main", None)
     if callable(main):
         return main(argv)

@@ -88,7 +88,7 @@ def _intrinsic(loader: yaml.Loader, tag_suffix: str, node: yaml.Node) -> dict[st
     return {f"Fn::{tag_suffix}": value}
 
 
-_TemplateLoader.add_multi_constructor("!", _intrinsic)  # type: ignore[no-untyped-call]
+_TemplateLoader.add_multi_constructor("!", _intrinsic)
 
 
 def load_template(path: Path) -> dict[str, Any]:
@@ -210,9 +210,9 @@ class Project:
             if kind == "Fn::Sub":
                 template, variables = (arg[0], arg[1]) if isinstance(arg, list) else (arg, {})
                 return self._sub(str(template), variables or {}, parameters)
-            if kind == "Fn::If" and isinstance(arg, list) and len(arg) == 3:
+            if kind == "Fn::If" and isinstance(arg, list) and len(arg) == 3:  # noqa: PLR2004 (arity)
                 return self.resolve(arg[1], parameters)  # conditions are not evaluated locally
-            if kind == "Fn::Join" and isinstance(arg, list) and len(arg) == 2:
+            if kind == "Fn::Join" and isinstance(arg, list) and len(arg) == 2:  # noqa: PLR2004 (arity)
                 return str(arg[0]).join(self.resolve(v, parameters) for v in arg[1])
         raise ProjectError(f"cannot resolve {value!r} to a local value")
 

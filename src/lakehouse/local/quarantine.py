@@ -46,9 +46,12 @@ def reason_text(reason: dict[str, Any]) -> str:
     return "" if message is None else str(message)
 
 
+_KEY_PARTS = 4  # <kind>/<dataset>/<run id>/<file...>
+
+
 def _matches(key: str, kind: str, dataset: str | None, run_id: str | None) -> tuple[str, str] | None:
     parts = key.split("/")
-    if len(parts) < 4 or parts[0] != kind:
+    if len(parts) < _KEY_PARTS or parts[0] != kind:
         return None
     if (dataset and parts[1] != dataset) or (run_id and not parts[2].startswith(run_id)):
         return None

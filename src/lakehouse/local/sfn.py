@@ -254,7 +254,7 @@ class _ScaledTime:
 class LocalStateMachine:
     """Create one state machine from ASL text and run executions of it, in-process."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (keyword-only options, each with a default)
         self,
         definition: str,
         *,

@@ -57,6 +57,7 @@ from lakehouse.sql.evolution import (
 from lakehouse.table_properties import TABLE_CONFIGURATION
 
 CORRUPT = CORRUPT_RECORD
+_MAGIC_LEN = 4  # Parquet ends with b"PAR1": the tail format detection reads
 _MID = SPARK_ROW_ID
 TXN_APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
 TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
@@ -135,9 +136,9 @@ def detect_object(spark: SparkSession, uri: str, name: str) -> Detected:
     try:
         head = bytes(io_utils.toByteArray(stream, min(size, SAMPLE_BYTES)))
         tail = b""
-        if size >= 4:
-            stream.seek(size - 4)
-            tail = bytes(io_utils.toByteArray(stream, 4))
+        if size >= _MAGIC_LEN:
+            stream.seek(size - _MAGIC_LEN)
+            tail = bytes(io_utils.toByteArray(stream, _MAGIC_LEN))
     finally:
         stream.close()
     return detect(head, tail, size, name)
@@ -272,11 +273,11 @@ class _Source:
         )
         others = [m for m in markers if m != null_value]
         fields = []
-        for name, field_name in zip(columns, names, strict=True):
+        for column_name, field_name in zip(columns, names, strict=True):
             value = _c(field_name)
             if others:
                 value = F.when(value.isin(others), F.lit(None).cast("string")).otherwise(value)
-            fields.append(value.alias(name))
+            fields.append(value.alias(column_name))
         return frame.select(*fields, F.col(CORRUPT)), columns
 
     def _jsonl(self, uri: str, name: str) -> tuple[DataFrame, list[str]]:
@@ -411,6 +412,7 @@ def _commit(
     contract: Contract,
     table_uri: str,
     commit: DataFrame,
+    *,
     accepted: int,
     txn: core.Txn,
     merge_schema: bool,
@@ -419,7 +421,15 @@ def _commit(
     """Write the rows under the app transaction; returns the rows written (inserted + updated)."""
     user_metadata = commit_metadata(txn.meta.run_id, [txn.app_id], txn.meta.source_uri)["userMetadata"]
     if contract.write_mode == "merge":
-        return _merge(spark, contract, table_uri, commit, txn, merge_schema, user_metadata)
+        return _merge(
+            spark,
+            contract,
+            table_uri,
+            commit,
+            txn=txn,
+            merge_schema=merge_schema,
+            user_metadata=user_metadata,
+        )
     writer = (
         commit.write.format("delta")
         .option("txnAppId", txn.app_id)
@@ -449,6 +459,7 @@ def _merge(
     contract: Contract,
     table_uri: str,
     commit: DataFrame,
+    *,
     txn: core.Txn,
     merge_schema: bool,
     user_metadata: str,
@@ -476,7 +487,7 @@ def _merge(
     return int(row.get("num_inserted_rows") or 0) + int(row.get("num_updated_rows") or 0)
 
 
-def ingest_object(
+def ingest_object(  # noqa: PLR0913 - the engine entry point; every option after `*` is keyword-only
     spark: SparkSession,
     path_or_uri: str | Path,
     contract: Contract,
@@ -633,7 +644,16 @@ class SparkBackend:
         if txn.applied_by(applied):
             return None
         create = self.version_before < 0
-        written = _commit(spark, plan.contract, table_uri, commit, counts.accepted, txn, merge_schema, create)
+        written = _commit(
+            spark,
+            plan.contract,
+            table_uri,
+            commit,
+            accepted=counts.accepted,
+            txn=txn,
+            merge_schema=merge_schema,
+            create=create,
+        )
         version_after, applied = table_state(spark, table_uri, txn.app_id)
         if applied != txn.version:
             return None

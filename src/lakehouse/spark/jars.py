@@ -1,10 +1,10 @@
 """The Delta Lake jars local Spark needs, fetched once from Maven Central and cached.
 
-No PyPI or Debian package ships them (DESIGN §7). Glue 5.0 and EMR Serverless 7.x bring their own
-(`--datalake-formats delta`, `/usr/share/aws/delta/lib`), so this is for local Spark only. The cache
-is `$LAKEHOUSE_JAR_CACHE` or `~/.cache/lakehouse/jars`; once filled, nothing touches the network.
-A local Maven repository (`~/.m2/repository`) is used when it already holds the jars, and
-`LAKEHOUSE_MAVEN_REPO` points the download at a mirror (a corporate proxy of Maven Central).
+No PyPI or Debian package ships them (docs/ARCHITECTURE.md, "Facts this design relies on"). Glue 5.0
+and EMR Serverless 7.x bring their own (`--datalake-formats delta`, `/usr/share/aws/delta/lib`), so this
+is for local Spark only. The cache is `$LAKEHOUSE_JAR_CACHE` or `~/.cache/lakehouse/jars`; once filled,
+nothing touches the network. A local Maven repository (`~/.m2/repository`) is used when it already holds
+the jars, and `LAKEHOUSE_MAVEN_REPO` points the download at a mirror (a corporate proxy of Maven Central).
 
 This module does not import pyspark: `python -m lakehouse.spark.jars` fills the cache (CI, Makefile).
 """

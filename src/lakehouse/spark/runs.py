@@ -14,9 +14,8 @@ from lakehouse import access, identifiers
 from lakehouse.commit_log import txn_version
 from lakehouse.contracts import ContractRegistry
 from lakehouse.errors import ContractError
-from lakehouse.events import app_id_for, object_version
+from lakehouse.events import app_id_for, object_version, started_at
 from lakehouse.sql.compiler import RunMeta
-from lakehouse.stages.runtime import started_at
 
 
 def _jvm(spark: SparkSession) -> Any:

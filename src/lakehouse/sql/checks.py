@@ -51,7 +51,9 @@ def _literal(value: object) -> exp.Expr:
     return exp.Literal.string(str(value))
 
 
-def _metric(check: TableCheck, table: exp.Table, resolve: TableResolver, where: exp.Expr | None) -> exp.Expr:
+def _metric(  # noqa: PLR0911 (one return per check type)
+    check: TableCheck, table: exp.Table, resolve: TableResolver, where: exp.Expr | None
+) -> exp.Expr:
     """A scalar subquery computing the check's metric."""
 
     def scoped(select: exp.Select) -> exp.Select:
@@ -234,7 +236,7 @@ def evaluate(
 def metrics_from_athena(result_set: Mapping[str, Any]) -> list[float | None]:
     """The metric row of an Athena `GetQueryResults` ResultSet (row 0 is the header)."""
     rows = result_set.get("Rows", [])
-    if len(rows) < 2:
+    if len(rows) <= 1:  # the header only
         raise ValueError("the check query returned no rows")
     values: list[float | None] = []
     for cell in rows[1].get("Data", []):

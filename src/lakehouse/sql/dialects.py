@@ -1,6 +1,7 @@
 """Athena (Trino) SQL → DuckDB, with the semantic fixes plain transpilation misses.
 
-sqlglot maps names and syntax; these transforms fix meaning (DESIGN §7):
+sqlglot maps names and syntax; these transforms fix meaning (docs/ARCHITECTURE.md,
+"Facts this design relies on"):
 - `date_diff(unit, a, b)`: Trino counts whole elapsed units, DuckDB's `date_diff` counts boundaries
   crossed. DuckDB's `date_sub` counts whole elapsed units, so we call that.
 - `regexp_extract` with no match: NULL in Trino, '' in DuckDB. We guard it with `regexp_matches`.
@@ -154,14 +155,14 @@ def _fix_functions(node: exp.Expr) -> exp.Expr:
         name = str(node.this).lower()
         if name == "format_datetime":
             args = node.expressions
-            if len(args) != 2 or not isinstance(args[1], exp.Literal) or not args[1].is_string:
+            if len(args) != 2 or not isinstance(args[1], exp.Literal) or not args[1].is_string:  # noqa: PLR2004 (arity)
                 raise UnsupportedFunctionError(
                     "format_datetime: locally the pattern must be a string literal; "
                     "or use date_format(x, '<MySQL pattern>')"
                 )
             fmt = exp.Literal.string(joda_to_strftime(args[1].this))
             return exp.Anonymous(this="STRFTIME", expressions=[_fixed(args[0]), fmt])
-        if name == "map_agg" and len(node.expressions) == 2:
+        if name == "map_agg" and len(node.expressions) == 2:  # noqa: PLR2004 (arity: key, value)
             key, value = (_fixed(e) for e in node.expressions)
             entry = exp.Anonymous(
                 this="STRUCT_PACK",

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -14,6 +12,7 @@ from lakehouse.adapters.factory import Adapters, build_adapters
 from lakehouse.contracts.loader import ContractRegistry
 from lakehouse.contracts.model import Contract
 from lakehouse.errors import ContractError, InvalidInputError
+from lakehouse.events import started_at as started_at  # re-exported (stages, local jobs)
 from lakehouse.layout import Layout
 from lakehouse.settings import Settings, get_settings
 from lakehouse.state import CommitResult, ErrorInfo, Inspection, RunInput
@@ -51,20 +50,6 @@ class Runtime:
     @property
     def storage_options(self) -> dict[str, str]:
         return self.adapters.objects.storage_options()
-
-
-def started_at(state: Mapping[str, Any]) -> datetime:
-    """When the run's object arrived (its event time), so a retried or re-routed commit stamps
-    `_ingested_at` with the same instant, whichever engine writes it."""
-    started = state.get("started_at") or state.get("event_time")
-    if isinstance(started, str) and started:
-        try:
-            parsed = datetime.fromisoformat(started.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return datetime.now(UTC)
 
 
 _M = TypeVar("_M", bound=BaseModel)

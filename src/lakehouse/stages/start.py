@@ -84,10 +84,10 @@ def start_run(rt: Runtime, obj: ObjectCreated, starter: PipelineStarter) -> dict
 
 
 def default_starter(rt: Runtime) -> PipelineStarter:
-    """Step Functions in AWS; the local executor (lakehouse.local) on a laptop."""
+    """Step Functions in AWS; the local queue (lakehouse.adapters.starter) on a laptop."""
     if rt.settings.backend == "aws":
         return StepFunctionsStarter(rt.settings.state_machine_arn, rt.settings.region)
-    from lakehouse.local.starter import LocalStarter
+    from lakehouse.adapters.starter import LocalStarter
 
     starter: PipelineStarter = LocalStarter(rt)
     return starter
