@@ -23,10 +23,8 @@ from typing import Any
 from lakehouse import identifiers
 from lakehouse.access import active_role
 from lakehouse.adapters.local import file_lock
+from lakehouse.local.project import ACCOUNT_ID, REGION
 from lakehouse.stages.runtime import Runtime
-
-_REGION = "us-east-1"
-_ACCOUNT = "000000000000"
 
 
 @dataclass(frozen=True)
@@ -88,7 +86,7 @@ class LocalStarter:
         self.queue = LocalQueue(Path(runtime.settings.home))
 
     def start(self, name: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-        arn = f"arn:aws:states:{_REGION}:{_ACCOUNT}:execution:IngestStateMachine:{name}"
+        arn = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:execution:IngestStateMachine:{name}"
         role = active_role()
         if role is not None:  # local IAM: StartExecution on the state machine (docs/IAM.md)
             from lakehouse.local.enforce import authorize
