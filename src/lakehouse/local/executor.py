@@ -1,4 +1,4 @@
-"""The local executor: the real `statemachine/*.asl.json`, every Task routed to a local stand-in (docs/ARCHITECTURE.md).
+"""The local executor: the real `statemachine/*.asl.json`, each Task routed to a local stand-in.
 
 `LocalPipeline` composes the parts of the local runtime:
 
