@@ -39,7 +39,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 def _route_max_bytes(route: str, no_spark: bool) -> int | None:
     """`--route`: lambda (nothing is large), glue (everything is), auto (LAMBDA_ROUTE_MAX_BYTES if set)."""
-    from lakehouse.local.executor import NO_SPARK_ROUTE_MAX_BYTES
+    from lakehouse.local.environment import NO_SPARK_ROUTE_MAX_BYTES
 
     if route not in ("lambda", "glue", "auto"):
         raise _fail(f"--route must be lambda, glue or auto, not {route!r}")
