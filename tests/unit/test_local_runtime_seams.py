@@ -20,6 +20,8 @@ def test_paths_map_template_buckets_to_the_home_and_leave_other_uris(tmp_path: P
     assert paths.to_local("s3://landing") == str(tmp_path.resolve() / "buckets/landing")
     assert paths.to_local("s3://someone-elses-bucket/x.csv") == "s3://someone-elses-bucket/x.csv"
     assert paths.to_local("tables/orders") == "tables/orders"
+    assert paths.location(f"{tmp_path}/buckets/lake/tables/orders/") == ("lake", "tables/orders/")
+    assert paths.location(str(tmp_path / "elsewhere/x.csv")) is None
     event = {"detail": {"uris": ["s3://quarantine/rows/a.parquet", 3]}, "n": None}
     assert paths.localise(event) == {
         "detail": {"uris": [str(tmp_path.resolve() / "buckets/quarantine/rows/a.parquet"), 3]},

@@ -197,16 +197,10 @@ def s3_location(uri: str) -> tuple[str, str] | None:
     if uri.startswith(("s3://", "s3a://")):
         bucket, _, key = uri.split("://", 1)[1].partition("/")
         return bucket, key
-    path = uri.removeprefix("file://")
-    home = Path(os.environ.get("LAKEHOUSE_HOME") or ".lakehouse").resolve()
-    root = str(home / "buckets") + os.sep
-    full = os.path.abspath(path)
-    if not full.startswith(root):
-        return None
-    bucket, _, key = full[len(root) :].replace(os.sep, "/").partition("/")
-    if path.endswith("/") and key:
-        key += "/"
-    return bucket, key
+    from lakehouse.local.paths import LocalPaths
+
+    home = os.environ.get("LAKEHOUSE_HOME") or ".lakehouse"
+    return LocalPaths(home).location(uri.removeprefix("file://"))
 
 
 def check_s3(role: str, action: str, bucket: str, key: str) -> None:
@@ -658,9 +652,10 @@ def _table_location(name: str) -> tuple[str, str] | None:
     from lakehouse.settings import Settings
 
     settings = Settings()
+    from lakehouse.local.paths import LocalPaths
+
     lake = settings.lake_bucket
-    home = Path(settings.home).resolve() / "buckets" / lake
-    if (home / "derived" / name).is_dir():
+    if (LocalPaths(settings.home).bucket_dir(lake) / "derived" / name).is_dir():
         return lake, f"derived/{name}"
     return lake, f"tables/{name}"
 

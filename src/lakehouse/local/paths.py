@@ -7,6 +7,7 @@ orders` is `<home>/buckets/lake/tables/orders`. The job arguments (Glue, EMR) an
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ TEMPLATE_BUCKETS = frozenset(v for k, v in LOCAL_RESOURCE_NAMES.items() if k.end
 
 
 class LocalPaths:
-    """s3://<bucket>/<key> <-> <home>/buckets/<bucket>/<key>, for the buckets of the template."""
+    """s3://<bucket>/<key> <-> <home>/buckets/<bucket>/<key>."""
 
     def __init__(self, home: Path | str) -> None:
         self.home = Path(home).resolve()
@@ -33,6 +34,17 @@ class LocalPaths:
         if bucket not in TEMPLATE_BUCKETS:
             return uri
         return str(self.bucket_dir(bucket) / key) if key else str(self.bucket_dir(bucket))
+
+    def location(self, path: str) -> tuple[str, str] | None:
+        """(bucket, key) of a local path under `<home>/buckets/`; None for a path outside it."""
+        root = str(self.home / "buckets") + os.sep
+        full = os.path.abspath(path)
+        if not full.startswith(root):
+            return None
+        bucket, _, key = full[len(root) :].replace(os.sep, "/").partition("/")
+        if path.endswith("/") and key:
+            key += "/"
+        return bucket, key
 
     def localise(self, value: Any) -> Any:
         """`to_local` applied to every string in a JSON value (a sample event, a job's arguments)."""
