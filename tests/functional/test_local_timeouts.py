@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from lakehouse.local.executor import LocalOptions, LocalPipeline
-from lakehouse.local.project import Project
+from lakehouse.local.project import ACCOUNT_ID, Project
 from lakehouse.local.sfn import LocalStateMachine
 from lakehouse.local.worker import WorkerPool
 
 ROOT = Path(__file__).resolve().parents[2]
-ACCOUNT = "123456789012"
+ACCOUNT = ACCOUNT_ID  # the local account (lakehouse.local.project)
 
 # CommitObjectFunction replaced by one that commits for real; for a file named hang*.csv it then hangs
 # holding the table's lease lock (as a handler stuck in a lock-holding call would), after leaving its pid.

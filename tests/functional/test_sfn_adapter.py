@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from lakehouse.local.project import ACCOUNT_ID
 from lakehouse.local.sfn import LocalStateMachine, TaskFailed, UnroutedTaskError
 
-ACCOUNT = "123456789012"
+ACCOUNT = ACCOUNT_ID  # the local account (lakehouse.local.project)
 
 
 def fn_arn(name: str) -> str:
@@ -337,7 +338,7 @@ def test_sns_publish_and_eventbridge_put_events() -> None:
             "Alert": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::sns:publish",
-                "Parameters": {"TopicArn": "arn:aws:sns:us-east-1:123456789012:alerts", "Message.$": "$.msg"},
+                "Parameters": {"TopicArn": f"arn:aws:sns:us-east-1:{ACCOUNT}:alerts", "Message.$": "$.msg"},
                 "ResultPath": "$.sns",
                 "Next": "Publish",
             },
@@ -372,7 +373,7 @@ def test_sns_publish_and_eventbridge_put_events() -> None:
     assert outbox == [
         (
             "sns:publish",
-            {"TopicArn": "arn:aws:sns:us-east-1:123456789012:alerts", "Message": "orders failed"},
+            {"TopicArn": f"arn:aws:sns:us-east-1:{ACCOUNT}:alerts", "Message": "orders failed"},
         ),
         (
             "events:putEvents",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from lakehouse.ports import Catalog, LeaseStore, Notifier, ObjectStore, RunLedger
@@ -40,15 +39,15 @@ def build_adapters(settings: Settings | None = None) -> Adapters:
     if settings.backend == "aws":
         from lakehouse.adapters import aws
 
-        # getattr + env fallback: these Settings fields (ALERT_TOPIC_ARN, EVENT_BUS_NAME) are being added
-        # in parallel; this keeps the factory working with either version of Settings.
-        topic_arn = getattr(settings, "alert_topic_arn", None) or os.environ.get("ALERT_TOPIC_ARN") or None
-        bus = getattr(settings, "event_bus_name", None) or os.environ.get("EVENT_BUS_NAME") or "default"
         return Adapters(
             objects=aws.S3ObjectStore(settings.region, endpoint_url=settings.s3_endpoint_url),
             leases=aws.DynamoDbLeaseStore(settings.lease_table, settings.region),
             catalog=aws.GlueCatalog(settings.region),
-            notifier=aws.SnsEventBridgeNotifier(settings.region, topic_arn, event_bus_name=bus),
+            notifier=aws.SnsEventBridgeNotifier(
+                settings.region,
+                settings.alert_topic_arn or None,
+                event_bus_name=settings.event_bus_name or "default",
+            ),
             ledger=aws.DynamoDbRunLedger(settings.run_ledger_table, settings.region),
         )
     raise ValueError(f"unknown LAKEHOUSE_BACKEND {settings.backend!r} (expected 'aws' or 'local')")

@@ -655,6 +655,7 @@ def _table_location(name: str) -> tuple[str, str] | None:
     from lakehouse.settings import Settings
 
     settings = Settings()
+
     lake = settings.lake_bucket
     home = Path(settings.home).resolve() / "buckets" / lake
     if (home / layout.DERIVED / name).is_dir():

@@ -31,6 +31,7 @@ from typing import Any
 
 from lakehouse import access, tables
 from lakehouse.errors import InvalidInputError
+from lakehouse.local.paths import LocalPaths
 from lakehouse.local.sfn import TaskFailed
 from lakehouse.local.worker import current_slot
 from lakehouse.stages.runtime import RunState, Runtime
@@ -317,7 +318,7 @@ class LocalJobs:
         }
 
     def lake_root(self) -> str:
-        return str(Path(self.rt.settings.home).resolve() / "buckets" / self.rt.settings.lake_bucket)
+        return str(LocalPaths(self.rt.settings.home).bucket_dir(self.rt.settings.lake_bucket))
 
     def _emr_argv(self, entry: str, options: Mapping[str, str]) -> list[str]:
         """The script's own arguments. The ASL passes `--dataset/--run_id`; the scripts want locations too

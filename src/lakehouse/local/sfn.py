@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 import traceback
@@ -31,6 +32,7 @@ from types import TracebackType
 from typing import Any
 
 from lakehouse.local import moto_patches
+from lakehouse.local.project import ACCOUNT_ID, REGION
 
 TaskHandler = Callable[[str, dict[str, Any]], Any]
 """A service-integration handler: ``(service_action, parameters) -> result``; raises on failure."""
@@ -38,8 +40,6 @@ TaskHandler = Callable[[str, dict[str, Any]], Any]
 LambdaHandler = Callable[[dict[str, Any], Any], Any]
 """A Lambda handler: ``(event, context) -> result``."""
 
-ACCOUNT_ID = "123456789012"
-REGION = "us-east-1"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/local-step-functions"
 NO_ROUTE_ERROR = "Local.NoRoute"
 
@@ -341,6 +341,7 @@ class LocalStateMachine:
         config: Any = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
         # mock_aws does not restore its config when nested inside another mock_aws: restore it ourselves.
         moto_patches.USER_CONFIG.apply(stack, lambda _original: config)
+        stack.enter_context(_local_account())
         stack.enter_context(mock_aws(config=config))
         self._install_lambda_and_test_cases(stack)
         self._install_service_tasks(stack)
@@ -672,6 +673,21 @@ def _boto3_client(service: str) -> Any:
     import boto3
 
     return boto3.client(service, region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local")
+
+
+@contextlib.contextmanager
+def _local_account() -> Iterator[None]:
+    """moto keeps its resources in account 123456789012 unless told otherwise: the local executions
+    live in the account every other local ARN uses (lakehouse.local.project.ACCOUNT_ID)."""
+    saved = os.environ.get("MOTO_ACCOUNT_ID")
+    os.environ["MOTO_ACCOUNT_ID"] = ACCOUNT_ID
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("MOTO_ACCOUNT_ID", None)
+        else:
+            os.environ["MOTO_ACCOUNT_ID"] = saved
 
 
 def _json_bytes(value: Any) -> bytes:

@@ -32,6 +32,7 @@ from typing import Any
 
 from lakehouse.errors import ObjectChangedError
 from lakehouse.local.executor import LocalPipeline, RunRecord
+from lakehouse.local.paths import LocalPaths
 from lakehouse.ports import ObjectInfo
 
 _PARTIAL_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".swp", ".download", "~")
@@ -135,7 +136,7 @@ class LandingWatcher:
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.pipeline = pipeline
-        self.root = Path(pipeline.home) / "buckets" / pipeline.rt.settings.landing_bucket
+        self.root = LocalPaths(pipeline.home).bucket_dir(pipeline.rt.settings.landing_bucket)
         self.debounce_s = debounce_ms / 1000
         self.poll_s = poll_s
         self.processed = ProcessedSet(pipeline.home)
