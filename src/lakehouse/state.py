@@ -1,4 +1,6 @@
-"""The state data of the state machines, as pydantic models (docs/ARCHITECTURE.md, "State data").
+"""The state data of the state machines, as pydantic models.
+
+docs/ARCHITECTURE.md, "State data of IngestStateMachine (JSONPath)", is generated from them.
 
 Every stage parses its input into these models and returns `model_dump(mode="json")`, so the JSON that
 crosses a stage boundary (the Step Functions state, the Glue job's `commit.json`, the run ledger) has one

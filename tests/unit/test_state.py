@@ -174,7 +174,7 @@ def test_architecture_tables_are_generated_from_the_models() -> None:
 
 def test_every_status_has_a_meaning_and_the_cli_styles_known_ones() -> None:
     assert set(RUN_STATUS_MEANING) == set(RUN_STATUSES)
-    from lakehouse.cli import _STATUS_STYLE
+    from lakehouse.cli.render import _STATUS_STYLE
     from lakehouse.local.report import _STATUS_COLOURS
 
     assert set(_STATUS_STYLE) <= set(RUN_STATUSES)
