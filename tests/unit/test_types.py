@@ -1,4 +1,4 @@
-"""lakehouse.types: each contract type round-trips through every mapping; no other module keeps a type table."""
+"""lakehouse.types: each contract type round-trips through every mapping; no other module has a type table."""
 
 from __future__ import annotations
 
