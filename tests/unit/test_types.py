@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import lakehouse
+
 from lakehouse.adapters import hive_type
 from lakehouse.types import (
     DELTA_TYPES,
@@ -19,7 +21,7 @@ from lakehouse.types import (
 )
 
 CONTRACT_TYPES = ["string", "boolean", "int", "bigint", "double", "date", "timestamp", "decimal(10,2)"]
-SRC = Path(__file__).resolve().parents[2] / "src" / "lakehouse"
+SRC = Path(lakehouse.__file__).resolve().parent  # the package under test, wherever it is imported from
 
 
 @pytest.mark.parametrize("t", CONTRACT_TYPES)
