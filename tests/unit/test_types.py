@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 import lakehouse
-
 from lakehouse.adapters import hive_type
 from lakehouse.types import (
     DELTA_TYPES,
