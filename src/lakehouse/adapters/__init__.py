@@ -9,45 +9,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["columns_changed", "delta_table_input", "hive_type"]
+from lakehouse.types import HIVE_TYPES
 
-# Our contract/Delta type names → Hive type names, which is what Glue shows and Athena expects.
-_HIVE_TYPES: dict[str, str] = {
-    "string": "string",
-    "str": "string",
-    "utf8": "string",
-    "large_string": "string",
-    "varchar": "string",
-    "text": "string",
-    "bool": "boolean",
-    "boolean": "boolean",
-    "int8": "tinyint",
-    "byte": "tinyint",
-    "tinyint": "tinyint",
-    "int16": "smallint",
-    "short": "smallint",
-    "smallint": "smallint",
-    "int32": "int",
-    "int": "int",
-    "integer": "int",
-    "int64": "bigint",
-    "long": "bigint",
-    "bigint": "bigint",
-    "float32": "float",
-    "float": "float",
-    "real": "float",
-    "float64": "double",
-    "double": "double",
-    "date": "date",
-    # Delta `timestamp` is UTC-adjusted; Hive/Athena have one `timestamp` type for both kinds.
-    "timestamp": "timestamp",
-    "timestamp_ntz": "timestamp",
-    "timestamptz": "timestamp",
-    "timestamp_tz": "timestamp",
-    "datetime": "timestamp",
-    "binary": "binary",
-    "bytes": "binary",
-}
+__all__ = ["columns_changed", "delta_table_input", "hive_type"]
 
 _DECIMAL = re.compile(r"^decimal\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
 
@@ -59,8 +23,8 @@ def hive_type(type_name: str) -> str:
     mapped, so leaves are translated recursively and the structure is kept.
     """
     t = type_name.strip().lower()
-    if t in _HIVE_TYPES:
-        return _HIVE_TYPES[t]
+    if t in HIVE_TYPES:
+        return HIVE_TYPES[t]
     m = _DECIMAL.match(t)
     if m:
         return f"decimal({m.group(1)},{m.group(2)})"

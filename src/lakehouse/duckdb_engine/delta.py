@@ -14,6 +14,7 @@ from deltalake.schema import PrimitiveType
 from lakehouse import access
 from lakehouse.errors import CommitConflictError
 from lakehouse.table_properties import TABLE_CONFIGURATION
+from lakehouse.types import contract_type, delta_type
 
 T = TypeVar("T")
 
@@ -24,30 +25,6 @@ WRITER_PROPERTIES = WriterProperties(max_row_group_size=64 * 1024, compression="
 # delta-rs keeps each open data file in memory until it is complete, one per partition being
 # written: smaller files bound that (OPTIMIZE compacts them later).
 TARGET_FILE_SIZE = 32 * 1024 * 1024
-
-_DELTA_TYPES = {
-    "string": "string",
-    "boolean": "boolean",
-    "int": "integer",
-    "bigint": "long",
-    "double": "double",
-    "date": "date",
-    "timestamp": "timestamp",
-}
-_CONTRACT_TYPES = {v: k for k, v in _DELTA_TYPES.items()}
-
-
-def delta_type(contract_type: str) -> str:
-    """Contract type → Delta primitive type name."""
-    return _DELTA_TYPES.get(contract_type, contract_type)  # decimal(p,s) is spelled the same
-
-
-def contract_type(delta_type_name: str) -> str:
-    """Delta primitive type name → contract type (timestamp_ntz reads as timestamp)."""
-    name = delta_type_name.replace(" ", "")
-    if name == "timestamp_ntz":
-        return "timestamp"
-    return _CONTRACT_TYPES.get(name, name)
 
 
 def open_table(uri: str, storage_options: Mapping[str, str] | None = None) -> DeltaTable | None:

@@ -25,15 +25,7 @@ import sqlglot
 from lakehouse.duckdb_engine.delta import open_table
 from lakehouse.sql.dialects import ALTERNATIVES, UnsupportedFunctionError, athena_to_duckdb
 from lakehouse.stages.runtime import Runtime
-
-# Delta (Spark-style) primitive names → names Athena's parser knows, for sqlglot's type annotation.
-_TRINO_TYPES = {
-    "long": "bigint",
-    "integer": "int",
-    "short": "smallint",
-    "byte": "tinyint",
-    "string": "varchar",
-}
+from lakehouse.types import TRINO_TYPES
 
 
 def delta_dataset(uri: str, storage_options: Mapping[str, str] | None = None) -> Any:
@@ -143,7 +135,7 @@ class LocalQueryEngine:
                 primitive = str(getattr(field.type, "type", ""))
                 # Nested types stay out: the transpiler only needs scalar types (integer division).
                 if type(field.type).__name__ == "PrimitiveType":
-                    schema[name][field.name] = _TRINO_TYPES.get(primitive, primitive)
+                    schema[name][field.name] = TRINO_TYPES.get(primitive, primitive)
         return con, schema
 
     def transpile(self, sql: str, schema: Mapping[str, Mapping[str, str]] | None = None) -> str:

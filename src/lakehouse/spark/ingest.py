@@ -55,6 +55,7 @@ from lakehouse.sql.evolution import (
     commit_select,
 )
 from lakehouse.table_properties import TABLE_CONFIGURATION
+from lakehouse.types import spark_contract_type, spark_ddl_type
 
 CORRUPT = CORRUPT_RECORD
 _MAGIC_LEN = 4  # Parquet ends with b"PAR1": the tail format detection reads
@@ -78,27 +79,17 @@ def _c(name: str) -> Column:
     return F.col(quoted(name))
 
 
-def _contract_type(spark_type: str) -> str:
-    name = spark_type.replace(" ", "").lower()
-    return "timestamp" if name == "timestamp_ntz" else name
-
-
 def table_columns(spark: SparkSession, uri: str) -> dict[str, str]:
     """name → contract type for the table's current schema."""
     schema = spark.read.format("delta").load(uri).schema
-    return {f.name: _contract_type(f.dataType.simpleString()) for f in schema.fields}
-
-
-def spark_type(contract_type: str) -> str:
-    """Contract type → Spark SQL DDL type (timestamps are UTC instants: TIMESTAMP)."""
-    return {"string": "STRING", "int": "INT"}.get(contract_type, contract_type.upper())
+    return {f.name: spark_contract_type(f.dataType.simpleString()) for f in schema.fields}
 
 
 def create_table(
     spark: SparkSession, uri: str, columns: list[tuple[str, str]], partition_by: list[str]
 ) -> None:
     """Create the table if it does not exist, with the same properties delta-rs tables get."""
-    cols = ", ".join(f"{quoted(n)} {spark_type(t)}" for n, t in columns)
+    cols = ", ".join(f"{quoted(n)} {spark_ddl_type(t)}" for n, t in columns)
     parts = f" PARTITIONED BY ({', '.join(quoted(c) for c in partition_by)})" if partition_by else ""
     props = ", ".join(f"'{k}' = '{v}'" for k, v in TABLE_CONFIGURATION.items() if v is not None)
     spark.sql(
