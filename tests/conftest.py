@@ -7,6 +7,7 @@ worker starts its own server on a free port.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -22,6 +23,14 @@ from typing import Any
 import pytest
 
 _REGION = "us-east-1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every deployed function gets POWERTOOLS_METRICS_NAMESPACE from the template's Globals, and a handler
+    module reads it once, when it is imported: without it, whichever test imported a handler first
+    decided whether its metrics could ever flush (an order-dependent failure)."""
+    del config
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Lakehouse")
 
 
 def _die_with_parent() -> None:
