@@ -135,3 +135,30 @@ class RunLedger(Protocol):
     def get(self, run_id: str) -> dict[str, Any] | None: ...
 
     def list(self, limit: int = 100) -> list[dict[str, Any]]: ...
+
+
+class PendingSet(Protocol):
+    """The object versions waiting for their dataset's drain: DynamoDB in AWS, JSON files locally.
+
+    Items are `lakehouse.state.PendingObject` dumps keyed by (dataset, object_id). Every change is a
+    conditional write on one item, so two writers never both win: `add` only creates, `claim` only
+    takes a `pending` item. A drain that finished removes its items (the run ledger keeps the outcome).
+    """
+
+    def add(self, item: Mapping[str, Any]) -> bool:
+        """Create the item unless (dataset, object_id) exists (pending or claimed); True if created."""
+
+    def items(self, dataset: str) -> list[dict[str, Any]]:
+        """Every item of `dataset`, read consistently (a write acknowledged before is seen)."""
+
+    def claim(self, dataset: str, object_ids: list[str], drain_id: str) -> list[str]:
+        """Mark the `pending` items as claimed by `drain_id`; the ids actually claimed."""
+
+    def requeue(self, dataset: str, object_ids: list[str], group: str | None, note: str | None) -> None:
+        """Put the items back to `pending` (unclaimed), in isolation group `group`."""
+
+    def remove(self, dataset: str, object_ids: list[str]) -> None:
+        """Delete the items (their drain finished with them)."""
+
+    def datasets(self) -> list[str]:
+        """Datasets that have items (a sweep kicks their drains)."""

@@ -26,12 +26,17 @@ class Settings(BaseSettings):
     artifacts_bucket: str = Field("artifacts", alias="ARTIFACTS_BUCKET")
     lease_table: str = Field("leases", alias="LEASE_TABLE")
     run_ledger_table: str = Field("runs", alias="RUN_LEDGER_TABLE")
+    pending_table: str = Field("pending", alias="PENDING_TABLE")
     glue_database: str = Field("lakehouse", alias="GLUE_DATABASE")
     state_machine_arn: str = Field("", alias="STATE_MACHINE_ARN")
     alert_topic_arn: str | None = Field(None, alias="ALERT_TOPIC_ARN")
     event_bus_name: str = Field("default", alias="EVENT_BUS_NAME")
     lambda_route_max_bytes: int = Field(256 * 1024 * 1024, alias="LAMBDA_ROUTE_MAX_BYTES")
     lease_ttl_seconds: int = Field(900, alias="LEASE_TTL_SECONDS")
+    # A drain's batch: at most this many object versions and bytes in one Delta transaction
+    # (docs/ARCHITECTURE.md, "Pending set and drains"; 1 keeps one object per drain for debugging).
+    batch_max_objects: int = Field(100, alias="BATCH_MAX_OBJECTS", ge=1)
+    batch_max_bytes: int = Field(64 * 1024 * 1024, alias="BATCH_MAX_BYTES", ge=1)
     # DuckDB's memory limit inside the engine; keeps peak RSS flat whatever the file size.
     duckdb_memory_limit: str = Field("256MB", alias="DUCKDB_MEMORY_LIMIT")
     duckdb_threads: int = Field(2, alias="DUCKDB_THREADS")

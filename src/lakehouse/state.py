@@ -30,6 +30,7 @@ from lakehouse import commit_log, identifiers
 
 # The `status` of a run in the run ledger, in AWS and locally (RUN_STATUS_MEANING says when).
 RunStatus = Literal[
+    "PENDING",
     "STARTED",
     "RUNNING",
     "COMMITTED",
@@ -43,6 +44,7 @@ RunStatus = Literal[
 ]
 RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 RUN_STATUS_MEANING: dict[RunStatus, str] = {
+    "PENDING": "`on_object_created` recorded the object version in the pending set; a drain takes it",
     "STARTED": "`on_object_created` or `lakehouse rerun` started the execution",
     "RUNNING": "`AcquireTableLease`: the run holds its table's lease",
     "COMMITTED": "`CommitWithLambda` / `ReadGlueResult`: the rows are committed",
@@ -121,6 +123,47 @@ class RunInput(_Open):
         return None if value is None else commit_log.txn_version({"txn_version": value})
 
 
+# -- the pending set and batches ----------------------------------------------------------------------
+
+
+class BatchObject(_Section):
+    """One object version of a drain's batch (and, with `status` etc., an item of the pending set)."""
+
+    object_id: str = Field(description="the object's own run id: its ledger record, quarantine and rejects")
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str | None = ""
+    size: int | None = 0
+    sequencer: str | None = ""
+    event_time: str | None = ""
+
+    @field_validator("object_id", mode="before")
+    @classmethod
+    def _object_id(cls, value: object) -> str:
+        return identifiers.run_id(value)
+
+
+class PendingObject(BatchObject):
+    """An item of the pending set: an object version waiting for (or taken by) a drain."""
+
+    dataset: str
+    arrived_ns: int = 0
+    status: Literal["pending", "claimed"] = "pending"
+    drain_id: str | None = None
+    group: str | None = Field(default=None, description="isolation group after a failed batch")
+    note: str | None = None
+
+
+class Batch(_Section):
+    """`$.batch`: the object versions this run ingests in one Delta transaction."""
+
+    objects: list[BatchObject] = Field(default_factory=list)
+    count: int = 0
+    bytes: int = 0
+    group: str | None = None
+
+
 # -- sections -----------------------------------------------------------------------------------------
 
 
@@ -155,6 +198,7 @@ class Inspection(_Section):
     missing_references: dict[str, str] = Field(default_factory=dict, description="{check: dataset}")
     has_derived: bool
     derived_models: list[str] = Field(default_factory=list)
+    app_ids: dict[str, str] = Field(default_factory=dict, description="{object_id: app id} of a batch")
 
 
 class GlueRun(_Open):
@@ -162,6 +206,20 @@ class GlueRun(_Open):
 
     job_run_id: str | None = None
     job_run_state: str | None = None
+
+
+class ObjectCommit(_Section):
+    """What a batch commit did with one of its objects."""
+
+    object_id: str
+    status: Literal["committed", "duplicate"]
+    resumed: bool = False
+    duplicate_of: str | None = None
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_rejected: int = 0
+    rows_dropped: int = 0
+    rejects_uri: str | None = None
 
 
 class CommitResult(_Open):
@@ -181,6 +239,7 @@ class CommitResult(_Open):
     added_columns: list[str] = Field(default_factory=list)
     format: str | None = None
     rejects_uri: str | None = None
+    objects: list[ObjectCommit] | None = Field(default=None, description="per object, in a batch")
 
 
 class CatalogEntry(_Section):
@@ -290,6 +349,14 @@ class QuarantineOutcome(_Section):
     message: Any = None
 
 
+class BatchOutcome(_Section):
+    """`$.batch_outcome`: what became of the batch's objects."""
+
+    action: Literal["finished", "split"]
+    statuses: dict[str, str] = Field(default_factory=dict, description="{object_id: ledger status}")
+    groups: list[list[str]] = Field(default_factory=list, description="object ids requeued together")
+
+
 # -- the whole state ----------------------------------------------------------------------------------
 
 
@@ -302,6 +369,9 @@ class IngestState(RunInput):
     """The state of IngestStateMachine: the run input and the section each state adds."""
 
     lease: Lease | None = _written_by("`AcquireTableLease`")
+    object_id: str | None = _written_by("`ClaimBatch` (a batch of one object)")
+    batch: Batch | None = _written_by("`ClaimBatch`")
+    batch_outcome: BatchOutcome | None = _written_by("`FinishBatch` / `SplitBatch`")
     inspection: Inspection | None = _written_by("`Inspect`")
     glue: GlueRun | None = _written_by("`TransformWithGlue` (`glue:startJobRun.sync`)")
     commit: CommitResult | None = _written_by("`CommitWithLambda` / `ReadGlueResult`")
@@ -318,6 +388,7 @@ class IngestState(RunInput):
     quarantine: QuarantineOutcome | None = _written_by("`Quarantine`")
     error: ErrorInfo | None = _written_by("every `Catch`, `UnknownRoute`, `RecordChecksFailed`")
     release_error: ErrorInfo | None = _written_by("`ReleaseLease`'s `Catch`")
+    split_error: ErrorInfo | None = _written_by("`SplitBatch`'s `Catch`")
     rollback_error: ErrorInfo | None = _written_by("`Rollback`'s `Catch`")
     quarantine_error: ErrorInfo | None = _written_by("`Quarantine`'s `Catch`")
     alert_error: ErrorInfo | None = _written_by("an SNS alert's `Catch`")

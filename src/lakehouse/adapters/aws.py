@@ -633,3 +633,133 @@ class DynamoDbRunLedger:
                         records.append(data)
         records.sort(key=lambda r: str(r.get("updated_at", "")), reverse=True)
         return records[:limit]
+
+
+class DynamoDbPendingSet:
+    """The pending set in a DynamoDB table keyed by `dataset` (S, hash) and `object_id` (S, range).
+
+    The item is stored as one JSON string (`item`) with `status` and `drain_id` as top-level attributes,
+    because the conditions test them: `add` creates only (attribute_not_exists), `claim` takes only a
+    `pending` item. Finished items are deleted, so a Query reads only live items.
+    """
+
+    def __init__(self, table_name: str, region: str, client: Any = None) -> None:
+        self.table_name = table_name
+        self._clients = _Clients(region)
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._clients.get("dynamodb")
+        return self._client
+
+    @staticmethod
+    def _key(dataset: str, object_id: str) -> dict[str, Any]:
+        return {"dataset": {"S": dataset}, "object_id": {"S": object_id}}
+
+    def add(self, item: Mapping[str, Any]) -> bool:
+        body = dict(item)
+        record: dict[str, Any] = {
+            **self._key(str(body["dataset"]), str(body["object_id"])),
+            "item": {"S": json.dumps(body, default=str)},
+            "status": {"S": str(body.get("status") or "pending")},
+        }
+        try:
+            with _translate(f"add pending {body['object_id']}"):
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item=record,
+                    ConditionExpression="attribute_not_exists(object_id)",
+                )
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def _decode(raw: Mapping[str, Any]) -> dict[str, Any] | None:
+        data = json.loads(raw["item"]["S"])
+        if not isinstance(data, dict):
+            return None
+        data["status"] = raw.get("status", {}).get("S", data.get("status"))
+        data["drain_id"] = raw.get("drain_id", {}).get("S")
+        if "group" in raw:
+            data["group"] = raw["group"].get("S")
+        if "note" in raw:
+            data["note"] = raw["note"].get("S")
+        return data
+
+    def items(self, dataset: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        with _translate(f"list pending {dataset}"):
+            pages = self.client.get_paginator("query").paginate(
+                TableName=self.table_name,
+                KeyConditionExpression="dataset = :d",
+                ExpressionAttributeValues={":d": {"S": dataset}},
+                ConsistentRead=True,
+            )
+            for page in pages:
+                items.extend(d for raw in page.get("Items", []) if (d := self._decode(raw)) is not None)
+        return items
+
+    def claim(self, dataset: str, object_ids: list[str], drain_id: str) -> list[str]:
+        claimed = []
+        for object_id in object_ids:
+            try:
+                with _translate(f"claim pending {object_id}"):
+                    self.client.update_item(
+                        TableName=self.table_name,
+                        Key=self._key(dataset, object_id),
+                        UpdateExpression="SET #s = :claimed, drain_id = :drain",
+                        ConditionExpression="#s = :pending",
+                        ExpressionAttributeNames={"#s": "status"},
+                        ExpressionAttributeValues={
+                            ":claimed": {"S": "claimed"},
+                            ":pending": {"S": "pending"},
+                            ":drain": {"S": drain_id},
+                        },
+                    )
+            except ClientError as exc:
+                if _code(exc) == "ConditionalCheckFailedException":
+                    continue
+                raise
+            claimed.append(object_id)
+        return claimed
+
+    def requeue(self, dataset: str, object_ids: list[str], group: str | None, note: str | None) -> None:
+        values: dict[str, Any] = {":pending": {"S": "pending"}}
+        update = "SET #s = :pending"
+        if group:
+            update += ", #g = :group"
+            values[":group"] = {"S": group}
+        if note:
+            update += ", note = :note"
+            values[":note"] = {"S": note[:1000]}
+        update += " REMOVE drain_id" + ("" if group else ", #g")
+        for object_id in object_ids:
+            with _translate(f"requeue pending {object_id}"):
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=self._key(dataset, object_id),
+                    UpdateExpression=update,
+                    ConditionExpression="attribute_exists(object_id)",
+                    ExpressionAttributeNames={"#s": "status", "#g": "group"},
+                    ExpressionAttributeValues=values,
+                )
+
+    def remove(self, dataset: str, object_ids: list[str]) -> None:
+        for object_id in object_ids:
+            with _translate(f"remove pending {object_id}"):
+                self.client.delete_item(TableName=self.table_name, Key=self._key(dataset, object_id))
+
+    def datasets(self) -> list[str]:
+        """Datasets with live items (a Scan of keys only: the table holds only live items)."""
+        found: set[str] = set()
+        with _translate("scan pending datasets"):
+            for page in self.client.get_paginator("scan").paginate(
+                TableName=self.table_name, ProjectionExpression="dataset"
+            ):
+                found.update(i["dataset"]["S"] for i in page.get("Items", []))
+        return sorted(found)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lakehouse.ports import Catalog, LeaseStore, Notifier, ObjectStore, RunLedger
+from lakehouse.ports import Catalog, LeaseStore, Notifier, ObjectStore, PendingSet, RunLedger
 from lakehouse.settings import Settings, get_settings
 
 
@@ -17,6 +17,7 @@ class Adapters:
     catalog: Catalog
     notifier: Notifier
     ledger: RunLedger
+    pending: PendingSet
 
 
 def build_adapters(settings: Settings | None = None) -> Adapters:
@@ -33,6 +34,7 @@ def build_adapters(settings: Settings | None = None) -> Adapters:
             catalog=local.LocalCatalog(home),
             notifier=local.LocalNotifier(home),
             ledger=local.LocalRunLedger(home),
+            pending=local.LocalPendingSet(home),
         )
         # Local IAM: each call is checked against the role of the task making it (docs/IAM.md).
         return access.enforcing(adapters, settings)
@@ -49,5 +51,6 @@ def build_adapters(settings: Settings | None = None) -> Adapters:
                 event_bus_name=settings.event_bus_name or "default",
             ),
             ledger=aws.DynamoDbRunLedger(settings.run_ledger_table, settings.region),
+            pending=aws.DynamoDbPendingSet(settings.pending_table, settings.region),
         )
     raise ValueError(f"unknown LAKEHOUSE_BACKEND {settings.backend!r} (expected 'aws' or 'local')")

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from lakehouse.adapters import columns_changed, delta_table_input
 from lakehouse.errors import LeaseHeldError, ObjectChangedError
@@ -659,3 +659,77 @@ class LocalRunLedger:
                 records.append(data)
         records.sort(key=lambda r: str(r.get("updated_at", "")), reverse=True)
         return records[:limit]
+
+
+class LocalPendingSet:
+    """The pending set as one JSON file per item under `<home>/state/pending/<dataset>/`, changed only
+    under the dataset's exclusive flock (the conditional writes of the DynamoDB table, locally)."""
+
+    def __init__(self, home: Path) -> None:
+        self.dir = Path(home).resolve() / "state" / "pending"
+
+    def _dataset_dir(self, dataset: str) -> Path:
+        return self.dir / _safe_name(dataset)
+
+    def _item(self, dataset: str, object_id: str) -> Path:
+        return self._dataset_dir(dataset) / f"{_safe_name(object_id)}.json"
+
+    def _locked(self, dataset: str) -> contextlib.AbstractContextManager[None]:
+        return file_lock(self.dir / f"{_safe_name(dataset)}.lock")
+
+    def add(self, item: Mapping[str, Any]) -> bool:
+        dataset, object_id = str(item["dataset"]), str(item["object_id"])
+        with self._locked(dataset):
+            path = self._item(dataset, object_id)
+            if path.exists():
+                return False
+            _atomic_write(path, json.dumps(dict(item), default=str).encode())
+            return True
+
+    def items(self, dataset: str) -> list[dict[str, Any]]:
+        folder = self._dataset_dir(dataset)
+        if not folder.is_dir():
+            return []
+        items = []
+        for path in folder.glob("*.json"):
+            data = _read_json(path)
+            if isinstance(data, dict):
+                items.append(data)
+        return items
+
+    def _update(self, dataset: str, object_id: str, change: Callable[[dict[str, Any]], bool]) -> bool:
+        path = self._item(dataset, object_id)
+        data = _read_json(path)
+        if not isinstance(data, dict) or not change(data):
+            return False
+        _atomic_write(path, json.dumps(data, default=str).encode())
+        return True
+
+    def claim(self, dataset: str, object_ids: list[str], drain_id: str) -> list[str]:
+        def take(item: dict[str, Any]) -> bool:
+            if item.get("status") != "pending":
+                return False
+            item.update(status="claimed", drain_id=drain_id)
+            return True
+
+        with self._locked(dataset):
+            return [i for i in object_ids if self._update(dataset, i, take)]
+
+    def requeue(self, dataset: str, object_ids: list[str], group: str | None, note: str | None) -> None:
+        def back(item: dict[str, Any]) -> bool:
+            item.update(status="pending", drain_id=None, group=group, note=note)
+            return True
+
+        with self._locked(dataset):
+            for object_id in object_ids:
+                self._update(dataset, object_id, back)
+
+    def remove(self, dataset: str, object_ids: list[str]) -> None:
+        with self._locked(dataset):
+            for object_id in object_ids:
+                self._item(dataset, object_id).unlink(missing_ok=True)
+
+    def datasets(self) -> list[str]:
+        if not self.dir.is_dir():
+            return []
+        return sorted(unquote(p.name) for p in self.dir.iterdir() if p.is_dir() and any(p.glob("*.json")))

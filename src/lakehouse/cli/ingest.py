@@ -150,7 +150,7 @@ def run(
         if started is None:
             raise _fail(f"{path}: no dataset contract claims key {key!r}")
         run_ids.append(started["run_id"])
-        if not started.get("started"):
+        if not started.get("queued"):
             duplicates.append(started)
     with _RunProgress(not as_json) as progress:
         executed = {r.run_id for r in pipeline.drain(on_start=progress.started, on_done=progress.finished)}

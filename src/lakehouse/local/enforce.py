@@ -360,6 +360,17 @@ class EnforcingRunLedger(EnforcingLeaseStore):
     ACTIONS = {"put": "dynamodb:PutItem", "get": "dynamodb:GetItem", "list": "dynamodb:Scan"}
 
 
+class EnforcingPendingSet(EnforcingLeaseStore):
+    ACTIONS = {
+        "add": "dynamodb:PutItem",
+        "items": "dynamodb:Query",
+        "claim": "dynamodb:UpdateItem",
+        "requeue": "dynamodb:UpdateItem",
+        "remove": "dynamodb:DeleteItem",
+        "datasets": "dynamodb:Scan",
+    }
+
+
 def glue_arns(database: str, table: str | None) -> list[str]:
     """What a Glue table call is authorized on: the catalog, the database and the table."""
     base = f"arn:{PARTITION}:glue:{REGION}:{ACCOUNT_ID}"
@@ -479,6 +490,7 @@ def wrap(adapters: Any, settings: Any) -> Any:
         catalog=EnforcingCatalog(adapters.catalog),
         notifier=EnforcingNotifier(adapters.notifier, settings.alert_topic_arn, settings.event_bus_name),
         ledger=EnforcingRunLedger(adapters.ledger, settings.run_ledger_table),
+        pending=EnforcingPendingSet(adapters.pending, settings.pending_table),
     )
 
 

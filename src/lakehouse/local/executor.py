@@ -183,29 +183,61 @@ class LocalPipeline:
         on_done: Callable[[RunRecord], None] | None = None,
         limit: int | None = None,
     ) -> list[RunRecord]:
-        """Execute every queued run, oldest first; a run leaves the queue only once it is recorded."""
+        """Execute every queued run, oldest first, until none is left (a drain that ends starts the next
+        one); a run leaves the queue only once it is recorded. The records are per object."""
         records: list[RunRecord] = []
+        executed = 0
         with self._exclusive():
-            pending = self.queue.pending()
-            if not pending:
+            if not self.queue.pending():
                 return records
             with self.state_machine(INGEST_MACHINE) as sm:
-                for queued in pending[:limit] if limit else pending:
+                while (pending := self.queue.pending()) and (limit is None or executed < limit):
+                    queued = pending[0]
                     if on_start:
                         on_start(queued)
-                    record = self._execute(sm, queued.name, queued.payload)
+                    done = self._execute(sm, queued.name, queued.payload)
                     self.queue.done(queued)
-                    records.append(record)
-                    if on_done:
-                        on_done(record)
+                    executed += 1
+                    records.extend(done)
+                    for record in done:
+                        if on_done:
+                            on_done(record)
         return records
 
-    def _execute(self, sm: LocalStateMachine, name: str, payload: Mapping[str, Any]) -> RunRecord:
+    def _execute(self, sm: LocalStateMachine, name: str, payload: Mapping[str, Any]) -> list[RunRecord]:
         started = time.monotonic()
         with contextlib.redirect_stdout(sys.stderr):
             arn = sm.start(dict(payload), execution_name=name)
             result = sm.wait(arn, timeout=self.options.execution_timeout_s)
-        return self.record(result, name, dict(payload), time.monotonic() - started)
+        record = self.record(result, name, dict(payload), time.monotonic() - started)
+        return self._settle(result, record)
+
+    def _settle(self, result: ExecutionResult, record: RunRecord) -> list[RunRecord]:
+        """What settle_drain does at the end of every execution (the execution-status rule in AWS);
+        the records of the objects the execution finished."""
+        from lakehouse.local.recorder import final_state
+        from lakehouse.stages.drain import settle_drain
+        from lakehouse.stages.start import default_starter
+
+        dataset = str(record.data.get("dataset") or "")
+        with environment(self.env.base_env()), contextlib.redirect_stdout(sys.stderr):
+            if dataset:
+                settle_drain(self.rt, dataset, record.run_id, record.status, default_starter(self.rt))
+        batch = final_state(result).get("batch")
+        objects = batch.get("objects") if isinstance(batch, dict) else None
+        if not isinstance(objects, list):
+            return [record]
+        out = []
+        for obj in objects:
+            object_id = str(obj.get("object_id") or "") if isinstance(obj, dict) else ""
+            if object_id == record.run_id:
+                out.append(record)
+                continue
+            data = self.rt.adapters.ledger.get(object_id) or {}
+            status = data.get("status")
+            if status in ("SUCCEEDED", "DUPLICATE", "QUARANTINED", "FAILED"):
+                out.append(RunRecord(object_id, status, data))
+        return out
 
     def record(
         self, result: ExecutionResult, name: str, payload: dict[str, Any], elapsed_s: float

@@ -36,6 +36,7 @@ LOCAL_RESOURCE_NAMES = {
     "AthenaResultsBucket": "athena-results",
     "LeaseTable": "leases",
     "RunLedgerTable": "runs",
+    "PendingObjectsTable": "pending",
     "GlueDatabase": "lakehouse",
     "AthenaWorkGroup": "primary",
     "BronzeToSilverGlueJob": "BronzeToSilverGlueJob",

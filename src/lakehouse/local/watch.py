@@ -281,7 +281,7 @@ class LandingWatcher:
         if started is None:
             self.on_event("ignored", {"key": key, "reason": "no dataset contract claims this key"})
             stats.skipped.append(key)
-        elif not started.get("started"):
+        elif not started.get("queued"):
             self.on_event("duplicate", {"key": key, "run_id": run_id})
             stats.skipped.append(key)
         else:

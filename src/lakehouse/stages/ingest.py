@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
 
@@ -28,6 +29,7 @@ from lakehouse.sql.compiler import RunMeta
 from lakehouse.stages.runtime import RunState, Runtime, parse_model, started_at
 from lakehouse.state import (
     AthenaRows,
+    BatchObject,
     CatalogEntry,
     CheckOutcome,
     ChecksOutcome,
@@ -37,6 +39,7 @@ from lakehouse.state import (
     Inspection,
     Lease,
     LeaseRelease,
+    ObjectCommit,
     QuarantineOutcome,
     RollbackOutcome,
     RunRecord,
@@ -46,6 +49,7 @@ from lakehouse.state import (
 from lakehouse.workdirs import run_workdir
 
 logger = Logger(child=True)
+_T = TypeVar("_T")
 
 
 def _now() -> str:
@@ -65,6 +69,12 @@ def _ledger(rt: Runtime, run: RunState, status: RunStatus, **fields: Any) -> Non
         rt.adapters.ledger.put(run.run_id, RunRecord.model_validate(record).model_dump(mode="json"))
     except Exception:
         logger.exception("could not update the run ledger", extra={"run_id": run.run_id})
+    if run.object_id != run.run_id:
+        # A drain's batch of one: the object's own record follows the drain's.
+        from lakehouse.stages.drain import ledger_object
+
+        obj = BatchObject.model_validate({"object_id": run.object_id, "bucket": run.bucket, "key": run.key})
+        ledger_object(rt, run.dataset, obj, status, batch_id=run.run_id, **fields)
 
 
 def manage_lease(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
@@ -77,16 +87,46 @@ def manage_lease(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         out = Lease(table=lease.table, owner=lease.owner, expires_at=lease.expires_at)
         return out.model_dump(mode="json")
     if action == "release":
+        # The next drain is kicked when the execution ends (settle_drain), not here: this function
+        # cannot start executions of the machine that invokes it (a cycle in template.yaml).
         released = rt.adapters.leases.release(run.dataset, run.run_id)
         return LeaseRelease(table=run.dataset, owner=run.run_id, released=released).model_dump(mode="json")
     raise InvalidInputError(f"manage_lease: action must be 'acquire' or 'release', got {action!r}")
 
 
 def inspect_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
-    """`Inspect`: what the file is, which contract applies, and which route it takes."""
+    """`Inspect`: what the file is (each file of a batch), which contract applies, which route it takes."""
+    run = RunState.parse(event)
+    if not run.is_batch:
+        return _inspect_one(rt, run)
+    inspections = [_named(lambda one: _inspect_one(rt, one), run.for_object(o)) for o in run.objects()]
+    first = inspections[0]
+    first.update(
+        size_bytes=sum(int(i["size_bytes"]) for i in inspections),
+        compression=None,
+        route="lambda",  # ClaimBatch puts an object above the Lambda route in a batch of its own
+        app_ids={str(o["object_id"]): i["app_id"] for o, i in zip(run.objects(), inspections, strict=True)},
+    )
+    return Inspection.model_validate(first).model_dump(mode="json")
+
+
+def _named(stage: Callable[[RunState], _T], run: RunState) -> _T:
+    """Run a stage for one object of a batch; its error names the object, so the batch can split it out."""
+    try:
+        return stage(run)
+    except Exception as exc:
+        if f"(object {run.object_id})" in str(exc):
+            raise
+        try:
+            named = type(exc)(f"{exc} (object {run.object_id})")
+        except Exception:
+            raise exc from None
+        raise named from exc
+
+
+def _inspect_one(rt: Runtime, run: RunState) -> dict[str, Any]:
     from lakehouse.duckdb_engine.delta import open_table  # deltalake: Inspect runs with the engine layer
 
-    run = RunState.parse(event)
     contract = rt.contract(run.dataset)
     if not run.key.startswith(contract.landing_prefix):
         raise InvalidInputError(
@@ -139,6 +179,8 @@ def commit_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     from lakehouse.duckdb_engine.ingest import ingest_file  # duckdb + deltalake: the engine layer
 
     run = RunState.parse(event)
+    if run.is_batch:
+        return _commit_batch(rt, run)
     contract = rt.contract(run.dataset)
     with run_workdir(run.run_id) as work:  # removed after; a crashed run's is swept by the next one
         local = rt.adapters.objects.download(
@@ -167,13 +209,112 @@ def commit_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         fields = result.as_dict()
         rejects_path = fields.pop("rejects_path")
         out = CommitResult.model_validate(fields)
-        if rejects_path:
-            where = rt.layout.rejects(run.dataset, run.run_id)
-            rt.adapters.objects.put_file(where.bucket, where.key, Path(rejects_path))
-            out.rejects_uri = rt.adapters.objects.uri(where.bucket, where.key)
+        out.rejects_uri = _store_rejects(rt, run, rejects_path)
         dumped = out.model_dump(mode="json")
         _ledger(rt, run, commit_status(out.status), commit=dumped)
         return dumped
+
+
+def _store_rejects(rt: Runtime, run: RunState, rejects_path: str | None) -> str | None:
+    """The object's rejected rows, next to the lake under its object id."""
+    if not rejects_path:
+        return None
+    where = rt.layout.rejects(run.dataset, run.object_id)
+    rt.adapters.objects.put_file(where.bucket, where.key, Path(rejects_path))
+    return rt.adapters.objects.uri(where.bucket, where.key)
+
+
+def _commit_batch(rt: Runtime, run: RunState) -> dict[str, Any]:
+    """`CommitWithLambda` for a batch: every object's own flow, then one commit for all of them."""
+    from lakehouse.duckdb_engine.batch import commit_staged
+
+    contract = rt.contract(run.dataset)
+    table_uri = rt.table_uri(run.dataset)
+    with run_workdir(run.run_id) as work:
+        staged = [_named(lambda one: _stage_one(rt, one, work), run.for_object(o)) for o in run.objects()]
+        landed = commit_staged(
+            [s for _, s in staged],
+            contract,
+            table_uri,
+            run.run_id,
+            storage_options=rt.storage_options,
+            work_dir=work / "commit",
+        )
+    out = _batch_result([obj for obj, _ in staged], [s for _, s in staged], landed)
+    dumped = out.model_dump(mode="json")
+    _ledger(rt, run, commit_status(out.status), commit=dumped)
+    return dumped
+
+
+def _stage_one(rt: Runtime, run: RunState, batch_work: Path) -> tuple[ObjectCommit, Any]:
+    from lakehouse.duckdb_engine.batch import stage_file
+
+    work = batch_work / run.object_id
+    work.mkdir(parents=True, exist_ok=True)
+    local = rt.adapters.objects.download(
+        run.bucket, run.key, work / PurePosixPath(run.key).name, **run.pins()
+    )
+    meta = RunMeta(
+        source_uri=f"s3://{run.bucket}/{run.key}",
+        source_version=run.source_version,
+        ingested_at=started_at(run.raw),
+        run_id=run.run_id,
+    )
+    staged = stage_file(
+        local,
+        rt.contract(run.dataset),
+        rt.table_uri(run.dataset),
+        meta,
+        app_id=app_id_for(run.dataset, run.bucket, run.key, run.object_version),
+        txn_version=run.txn_version,
+        work_dir=work / "work",
+        storage_options=rt.storage_options,
+        memory_limit=rt.settings.duckdb_memory_limit,
+        threads=rt.settings.duckdb_threads,
+        source_name=f"s3://{run.bucket}/{run.key}",
+    )
+    result = staged.result
+    obj = ObjectCommit(
+        object_id=run.object_id,
+        status="duplicate" if result.status == "duplicate" else "committed",
+        resumed=result.resumed,
+        duplicate_of=result.duplicate_of,
+        rows_read=result.rows_read,
+        rows_written=result.rows_written,
+        rows_rejected=result.rows_rejected,
+        rows_dropped=result.rows_dropped,
+        rejects_uri=_store_rejects(rt, run, result.rejects_path),
+    )
+    return obj, staged
+
+
+def _batch_result(
+    objects: list[ObjectCommit], staged: list[Any], landed: tuple[int, int, int] | None
+) -> CommitResult:
+    """The batch's `$.commit`: the one commit (or the one it resumes after), and each object."""
+    resumed = [s.result for s in staged if s.result.resumed]
+    if landed is not None:
+        before, after, written = landed
+        status = "committed"
+    elif resumed:
+        before, after, written = resumed[0].version_before, resumed[0].version_after, resumed[0].rows_written
+        status = "committed"
+    else:
+        before = after = max((s.result.version_after for s in staged), default=-1)
+        written = 0
+        status = "duplicate"
+    return CommitResult(
+        status=status,
+        resumed=landed is None and bool(resumed),
+        rows_read=sum(o.rows_read for o in objects),
+        rows_written=written,
+        rows_rejected=sum(o.rows_rejected for o in objects),
+        rows_dropped=sum(o.rows_dropped for o in objects),
+        version_before=before,
+        version_after=after,
+        bytes_read=sum(s.result.bytes_read for s in staged),
+        objects=objects,
+    )
 
 
 def _app_id(run: RunState) -> str:
@@ -188,6 +329,22 @@ def _app_id(run: RunState) -> str:
     if inspection is not None:
         return inspection.app_id
     return app_id_for(run.dataset, run.bucket, run.key, run.object_version)
+
+
+def _app_ids(run: RunState) -> list[str]:
+    """The app transaction ids of the run's objects (a batch's commit carries them all)."""
+    if not run.is_batch:
+        return [_app_id(run)]
+    return [
+        app_id_for(run.dataset, str(o.get("bucket")), str(o.get("key")), _version_of(o))
+        for o in run.objects()
+    ]
+
+
+def _version_of(obj: dict[str, Any]) -> str:
+    from lakehouse.events import object_version
+
+    return object_version(obj)
 
 
 def read_job_result(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
@@ -279,10 +436,15 @@ def rollback_table(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     table = open_table(uri, rt.storage_options)
     if table is None:
         return RollbackOutcome(restored=False, reason="no table").model_dump(mode="json", exclude_unset=True)
-    app_id = _app_id(run)
-    applied = table.transaction_version(app_id)
-    ref = find_commit(table.history(SEARCH_DEPTH), app_id) if applied is not None else None
-    if applied is None or applied < run.txn_version or ref is None or not is_own_commit(ref, run.run_id):
+    history = table.history(SEARCH_DEPTH)
+    ref = None
+    for app_id in _app_ids(run):
+        applied = table.transaction_version(app_id)
+        found = find_commit(history, app_id) if applied is not None and applied >= run.txn_version else None
+        if is_own_commit(found, run.run_id):
+            ref = found
+            break
+    if ref is None:
         return RollbackOutcome(
             restored=False, reason="this run committed nothing", version=table.version()
         ).model_dump(mode="json", exclude_unset=True)
@@ -328,10 +490,11 @@ def quarantine_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         with contextlib.suppress(json.JSONDecodeError):
             cause = json.loads(cause)
     name = PurePosixPath(run.key).name or "object"
-    target = rt.layout.quarantined_object(run.dataset, run.run_id, name)
-    reason_at = rt.layout.quarantine_reason(run.dataset, run.run_id, name)
+    target = rt.layout.quarantined_object(run.dataset, run.object_id, name)
+    reason_at = rt.layout.quarantine_reason(run.dataset, run.object_id, name)
     reason = {
         "run_id": run.run_id,
+        "object_id": run.object_id,
         "dataset": run.dataset,
         "source": f"s3://{run.bucket}/{run.key}",
         "source_version": run.source_version,

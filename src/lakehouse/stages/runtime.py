@@ -66,6 +66,9 @@ def parse_model(model: type[_M], value: Any, where: str) -> _M:
         raise InvalidInputError(f"{where}: {problems}") from exc
 
 
+_OBJECT_KEYS = ("bucket", "key", "version_id", "etag", "size", "sequencer", "event_time")
+
+
 @dataclass(frozen=True)
 class RunState:
     """A stage's view of the state machine's state (lakehouse.state.IngestState, docs/ARCHITECTURE.md):
@@ -91,6 +94,31 @@ class RunState:
     @property
     def run_id(self) -> str:
         return self.input.run_id
+
+    @property
+    def object_id(self) -> str:
+        """The object's own id (ledger record, quarantine and rejects keys); the run id when the run
+        was started for one object."""
+        return str(self.raw.get("object_id") or self.run_id)
+
+    def objects(self) -> list[dict[str, Any]]:
+        """The batch's objects (`$.batch.objects`), or the run's own object."""
+        batch = self.raw.get("batch")
+        if isinstance(batch, dict) and isinstance(batch.get("objects"), list):
+            return [o for o in batch["objects"] if isinstance(o, dict)]
+        if self.bucket and self.key:
+            return [{"object_id": self.object_id, **{k: self.raw.get(k) for k in _OBJECT_KEYS}}]
+        return []
+
+    @property
+    def is_batch(self) -> bool:
+        """More than one object: the batch states (one object takes the single-object path)."""
+        return len(self.objects()) > 1
+
+    def for_object(self, obj: dict[str, Any]) -> RunState:
+        """This state as if the run were started for `obj` alone (its pins, key and object id)."""
+        raw = {**self.raw, **{k: obj.get(k) for k in _OBJECT_KEYS}, "object_id": obj.get("object_id")}
+        return RunState(raw, self.input)
 
     @property
     def dataset(self) -> str:

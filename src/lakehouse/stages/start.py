@@ -1,4 +1,4 @@
-"""`on_object_created`: turn object-created events into pipeline runs, each exactly once."""
+"""`on_object_created`: object-created events into the pending set, and the drain that takes them."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from aws_lambda_powertools import Logger
 
 from lakehouse.errors import ContractError, InvalidInputError, TransientError
-from lakehouse.events import ObjectCreated, execution_name, run_input
+from lakehouse.events import ObjectCreated
 from lakehouse.stages.runtime import Runtime, parse_model
 from lakehouse.state import RERUNNABLE, RunInput, RunRecord
 
@@ -74,13 +74,19 @@ def start_run(rt: Runtime, obj: ObjectCreated, starter: PipelineStarter) -> dict
         return None
     if obj.key.endswith("/"):
         return None  # a "folder" marker, not a file
-    name = execution_name(contract.name, obj)
-    payload = RunInput.model_validate(run_input(contract.name, obj)).model_dump(mode="json")
-    started = starter.start(name, payload)
-    if started.get("started"):
-        _record_start(rt, name, payload, started)
-    logger.info("run started" if started.get("started") else "duplicate event", extra={"run_id": name})
-    return {"run_id": name, "dataset": contract.name, "key": obj.key, **started}
+    from lakehouse.stages.drain import enqueue, kick
+
+    object_id, queued = enqueue(rt, contract.name, obj)
+    drain = kick(rt, contract.name, starter)
+    logger.info("object queued" if queued else "duplicate event", extra={"run_id": object_id})
+    return {
+        "run_id": object_id,
+        "dataset": contract.name,
+        "key": obj.key,
+        "queued": queued,
+        "drain": drain["run_id"] if drain else None,
+        "started": bool(drain and drain.get("started")),
+    }
 
 
 def default_starter(rt: Runtime) -> PipelineStarter:
