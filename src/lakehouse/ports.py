@@ -154,8 +154,16 @@ class PendingSet(Protocol):
     def claim(self, dataset: str, object_ids: list[str], drain_id: str) -> list[str]:
         """Mark the `pending` items as claimed by `drain_id`; the ids actually claimed."""
 
-    def requeue(self, dataset: str, object_ids: list[str], group: str | None, note: str | None) -> None:
-        """Put the items back to `pending` (unclaimed), in isolation group `group`."""
+    def requeue(
+        self,
+        dataset: str,
+        object_ids: list[str],
+        group: str | None,
+        note: str | None,
+        txn_versions: Mapping[str, int] | None = None,
+    ) -> None:
+        """Put the items back to `pending` (unclaimed), in isolation group `group`, with the app
+        transaction version each is retried with (`txn_versions`, where it changes)."""
 
     def remove(self, dataset: str, object_ids: list[str]) -> None:
         """Delete the items (their drain finished with them)."""

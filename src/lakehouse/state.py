@@ -137,6 +137,7 @@ class BatchObject(_Section):
     size: int | None = 0
     sequencer: str | None = ""
     event_time: str | None = ""
+    txn_version: int | None = Field(default=None, description="after a rolled-back batch: the next one")
 
     @field_validator("object_id", mode="before")
     @classmethod

@@ -45,7 +45,12 @@ def table_rows(home: Path) -> Counter[tuple[Any, ...]]:
 
 
 def crash_run(home: Path, source: Path, kill_after: int) -> int:
-    run = ("run", str(source), "--no-spark", "--json")
+    return crash_run_files(home, [source], kill_after)
+
+
+def crash_run_files(home: Path, sources: list[Path], kill_after: int) -> int:
+    """`lakehouse run SOURCES...` in a process that SIGKILLs itself after its `kill_after`-th Task."""
+    run = ("run", *map(str, sources), "--no-spark", "--json")
     env = {
         **os.environ,
         "LAKEHOUSE_PROJECT_ROOT": str(ROOT),

@@ -689,6 +689,8 @@ class DynamoDbPendingSet:
             data["group"] = raw["group"].get("S")
         if "note" in raw:
             data["note"] = raw["note"].get("S")
+        if "txn_version" in raw:
+            data["txn_version"] = int(raw["txn_version"]["N"])
         return data
 
     def items(self, dataset: str) -> list[dict[str, Any]]:
@@ -728,17 +730,28 @@ class DynamoDbPendingSet:
             claimed.append(object_id)
         return claimed
 
-    def requeue(self, dataset: str, object_ids: list[str], group: str | None, note: str | None) -> None:
-        values: dict[str, Any] = {":pending": {"S": "pending"}}
-        update = "SET #s = :pending"
-        if group:
-            update += ", #g = :group"
-            values[":group"] = {"S": group}
-        if note:
-            update += ", note = :note"
-            values[":note"] = {"S": note[:1000]}
-        update += " REMOVE drain_id" + ("" if group else ", #g")
+    def requeue(
+        self,
+        dataset: str,
+        object_ids: list[str],
+        group: str | None,
+        note: str | None,
+        txn_versions: Mapping[str, int] | None = None,
+    ) -> None:
+        versions = dict(txn_versions or {})
         for object_id in object_ids:
+            values: dict[str, Any] = {":pending": {"S": "pending"}}
+            sets = ["#s = :pending"]
+            if group:
+                sets.append("#g = :group")
+                values[":group"] = {"S": group}
+            if note:
+                sets.append("note = :note")
+                values[":note"] = {"S": note[:1000]}
+            if object_id in versions:
+                sets.append("txn_version = :v")
+                values[":v"] = {"N": str(versions[object_id])}
+            update = "SET " + ", ".join(sets) + " REMOVE drain_id" + ("" if group else ", #g")
             with _translate(f"requeue pending {object_id}"):
                 self.client.update_item(
                     TableName=self.table_name,

@@ -715,13 +715,24 @@ class LocalPendingSet:
         with self._locked(dataset):
             return [i for i in object_ids if self._update(dataset, i, take)]
 
-    def requeue(self, dataset: str, object_ids: list[str], group: str | None, note: str | None) -> None:
-        def back(item: dict[str, Any]) -> bool:
-            item.update(status="pending", drain_id=None, group=group, note=note)
-            return True
-
+    def requeue(
+        self,
+        dataset: str,
+        object_ids: list[str],
+        group: str | None,
+        note: str | None,
+        txn_versions: Mapping[str, int] | None = None,
+    ) -> None:
+        versions = dict(txn_versions or {})
         with self._locked(dataset):
             for object_id in object_ids:
+
+                def back(item: dict[str, Any], object_id: str = object_id) -> bool:
+                    item.update(status="pending", drain_id=None, group=group, note=note)
+                    if object_id in versions:
+                        item["txn_version"] = versions[object_id]
+                    return True
+
                 self._update(dataset, object_id, back)
 
     def remove(self, dataset: str, object_ids: list[str]) -> None:

@@ -40,7 +40,7 @@ DRAIN_MARK = "-drain-"
 # Ledger statuses after which an object version is in the table (or settled as a duplicate): a
 # re-delivered event for it is not queued again.
 INGESTED: frozenset[str] = frozenset({"SUCCEEDED", "DUPLICATE", "COMMITTED", "CHECKED"})
-_OBJECT_FIELDS = ("bucket", "key", "version_id", "etag", "size", "sequencer", "event_time")
+_OBJECT_FIELDS = ("bucket", "key", "version_id", "etag", "size", "sequencer", "event_time", "txn_version")
 
 
 def _now() -> str:
@@ -270,12 +270,35 @@ def split_batch(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     groups = split_groups(batch, culprit(message, batch))
     note = f"batch {run.run_id} failed ({message[:300]}); retried in a smaller batch"
     by_id = {o.object_id: o for o in batch.objects}
+    versions = _versions_after_rollback(rt, run, batch)
     for n, group in enumerate(groups):
-        label = f"{run.run_id}-{n}" if len(group) > 0 else None
-        rt.adapters.pending.requeue(run.dataset, group, label, note)
+        rt.adapters.pending.requeue(run.dataset, group, f"{run.run_id}-{n}", note, versions)
         for object_id in group:
             ledger_object(rt, run.dataset, by_id[object_id], "PENDING", batch_id=None, note=note)
     return BatchOutcome(action="split", groups=groups).model_dump(mode="json")
+
+
+def _versions_after_rollback(rt: Runtime, run: RunState, batch: Batch) -> dict[str, int]:
+    """The app-transaction version each object is retried with. A rolled-back commit leaves its app
+    transactions in the Delta log (RESTORE keeps them), so an object this drain committed is applied
+    again with the next version, as `lakehouse rerun` does; any other object keeps its version."""
+    from lakehouse.commit_log import SEARCH_DEPTH, find_commit, is_own_commit, txn_version
+    from lakehouse.duckdb_engine.delta import open_table
+    from lakehouse.events import app_id_for, object_version
+
+    table = open_table(rt.table_uri(run.dataset), rt.storage_options)
+    if table is None:
+        return {}
+    history = table.history(SEARCH_DEPTH)
+    out: dict[str, int] = {}
+    for obj in batch.objects:
+        fields = obj.model_dump(mode="json")
+        app_id = app_id_for(run.dataset, obj.bucket, obj.key, object_version(fields))
+        applied = table.transaction_version(app_id)
+        mine = applied is not None and is_own_commit(find_commit(history, app_id), run.run_id)
+        if applied is not None and mine and applied >= txn_version(fields):
+            out[obj.object_id] = applied + 1
+    return out
 
 
 def settle_drain(

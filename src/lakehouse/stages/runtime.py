@@ -118,6 +118,8 @@ class RunState:
     def for_object(self, obj: dict[str, Any]) -> RunState:
         """This state as if the run were started for `obj` alone (its pins, key and object id)."""
         raw = {**self.raw, **{k: obj.get(k) for k in _OBJECT_KEYS}, "object_id": obj.get("object_id")}
+        if obj.get("txn_version") is not None:
+            raw["txn_version"] = obj["txn_version"]
         return RunState(raw, self.input)
 
     @property
