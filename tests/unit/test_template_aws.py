@@ -111,7 +111,7 @@ def _key_statements(principal: str) -> list[dict[str, Any]]:
 
 
 def _encrypted_with_data_key(target: Any) -> bool:
-    name = target["Fn::GetAtt"][0] if "Fn::GetAtt" in target else target["Ref"]
+    name = target["Fn::GetAtt"][0] if "Fn::GetAtt" in target else target["Ref"].split(".")[0]  # SAM's X.Alias
     props = RESOURCES[name]["Properties"]
     return props.get("KmsMasterKeyId") == {"Ref": "DataKey"}
 
