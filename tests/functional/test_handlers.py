@@ -333,7 +333,8 @@ def test_record_run_outcome_records_the_final_status_of_the_sample_execution(aws
     assert record["execution_status"] == "SUCCEEDED"
     assert record["execution_arn"] == event("record_run_outcome.json")["detail"]["executionArn"]
     assert record["dataset"] == "orders"  # what the stages recorded stays
-    assert record["started_at"] and record["finished_at"]
+    assert record["started_at"]
+    assert record["finished_at"]
     assert record["error"] is None
 
 

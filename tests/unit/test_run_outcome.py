@@ -105,7 +105,9 @@ def test_an_output_without_a_commit_has_no_commit_status(output: Any) -> None:
 
 
 def test_a_failed_execution_carries_its_error_and_cause_and_no_output() -> None:
-    outcome = outcome_from_event(_event("FAILED", None, error="IngestFailed", cause="The run was rolled back"))
+    outcome = outcome_from_event(
+        _event("FAILED", None, error="IngestFailed", cause="The run was rolled back")
+    )
     assert (outcome.execution_status, outcome.error, outcome.cause) == (
         "FAILED",
         "IngestFailed",
