@@ -166,7 +166,9 @@ class GlueRun(_Open):
 
 
 class CommitResult(_Open):
-    """`$.commit`: what the commit did (`runs/<run_id>/commit.json` of the Glue job has this shape too)."""
+    """`$.commit`: what the commit did (`runs/<run_id>/commit.json` of the Glue job has this shape too).
+
+    The one list of these fields: the engines' `lakehouse.ingest_core.IngestResult` extends this model."""
 
     status: Literal["committed", "duplicate"]
     resumed: bool = False
