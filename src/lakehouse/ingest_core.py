@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from sqlglot import exp
@@ -26,6 +26,7 @@ from lakehouse.errors import InvalidInputError, RowRuleViolationError
 from lakehouse.formats import Detected
 from lakehouse.sql.compiler import IngestPlan, RunMeta, col, compile_ingest, ident
 from lakehouse.sql.evolution import check_file_schema, check_table_schema
+from lakehouse.state import CommitResult
 
 # The quarantined-rows Parquet file: one row per rejected data row or malformed line.
 REJECT_COLUMNS = ("source_row", "source_line", "reason", "raw_line")
@@ -34,29 +35,16 @@ MALFORMED_PREFIX = "malformed line: "
 Malformed = list[tuple[int, str, str]]  # (line, error, raw line) of lines the reader set aside
 
 
-@dataclass
-class IngestResult:
-    """What one ingest did (the `$.commit` state of the state machine)."""
+class IngestResult(CommitResult):
+    """What one ingest did: `$.commit` (`lakehouse.state.CommitResult`, the one list of its fields) as an
+    engine returns it, plus `rejects_path`, where the engine wrote the rejected rows (DuckDB: a file in
+    the run's work folder; Spark: the quarantine URI). The stage or the Glue job publishes it as
+    `rejects_uri`."""
 
-    status: str  # committed | duplicate
-    # committed by this same run before a crash or retry: the run resumes after its own commit
-    resumed: bool = False
-    # the run whose commit already applied this object version (status duplicate)
-    duplicate_of: str | None = None
-    rows_read: int = 0
-    rows_written: int = 0
-    rows_rejected: int = 0
-    rows_dropped: int = 0
-    version_before: int = -1
-    version_after: int = -1
-    bytes_read: int = 0
-    duration_ms: int = 0
     rejects_path: str | None = None
-    added_columns: list[str] = field(default_factory=list)
-    format: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self.model_dump(mode="json")
 
 
 @dataclass(frozen=True)
@@ -160,14 +148,14 @@ def already_applied(history: list[dict[str, Any]], current_version: int, txn: Tx
     if ref is not None and is_own_commit(ref, txn.meta.run_id):
         commit = next((c for c in history if c.get("version") == ref.version), {})
         return IngestResult(
-            "committed",
+            status="committed",
             resumed=True,
             rows_written=rows_committed(commit),
             version_before=ref.version - 1,
             version_after=ref.version,
         )
     return IngestResult(
-        "duplicate",
+        status="duplicate",
         duplicate_of=ref.run_id if ref is not None else None,
         version_before=current_version,
         version_after=current_version,

@@ -53,8 +53,9 @@ RUN_STATUS_MEANING: dict[RunStatus, str] = {
     "CHECKS_FAILED": "`EvaluateChecks` failed (the commit is rolled back next)",
     "ROLLED_BACK": "`Rollback` undid this run's commit",
     "QUARANTINED": "`Quarantine` copied the object aside with its reason",
-    "SUCCEEDED": "the execution ended successfully (the local executor's final record)",
-    "FAILED": "the execution failed before `Quarantine` (the local executor's final record)",
+    "SUCCEEDED": "the execution ended successfully (`RecordRunOutcome`, the final record)",
+    "FAILED": "the execution failed, timed out or was stopped without a quarantine "
+    "(`RecordRunOutcome`, the final record)",
 }
 # A run whose object is not in the table: its commit was rolled back, or it never committed.
 RERUNNABLE: frozenset[RunStatus] = frozenset({"QUARANTINED", "FAILED", "ROLLED_BACK", "CHECKS_FAILED"})
@@ -224,7 +225,9 @@ class ObjectCommit(_Section):
 
 
 class CommitResult(_Open):
-    """`$.commit`: what the commit did (`runs/<run_id>/commit.json` of the Glue job has this shape too)."""
+    """`$.commit`: what the commit did (`runs/<run_id>/commit.json` of the Glue job has this shape too).
+
+    The one list of these fields: the engines' `lakehouse.ingest_core.IngestResult` extends this model."""
 
     status: Literal["committed", "duplicate"]
     resumed: bool = False
@@ -465,6 +468,48 @@ class RunRecord(_Open):
     bucket: str | None = None
     key: str | None = None
     updated_at: str | None = None
+
+
+# The terminal statuses of a Step Functions execution (DescribeExecution, the EventBridge event).
+ExecutionStatus = Literal["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"]
+# The Fail state the ingest failure path (rollback, quarantine, alert, release) ends in.
+INGEST_FAILED_ERROR = "IngestFailed"
+
+
+class RunOutcome(_Section):
+    """How an execution ended: the input of `RecordRunOutcome` (in AWS from the EventBridge "Step
+    Functions Execution Status Change" event, locally from the finished execution)."""
+
+    run_id: str
+    execution_status: ExecutionStatus
+    error: str | None = Field(default=None, description="the execution's error (its Fail state's)")
+    cause: str | None = None
+    commit_status: Literal["committed", "duplicate"] | None = Field(
+        default=None, description="`$.commit.status` of the output, when it has one"
+    )
+    execution_arn: str | None = None
+
+    @field_validator("run_id", mode="before")
+    @classmethod
+    def _run_id(cls, value: object) -> str:
+        return identifiers.run_id(value)
+
+
+def final_status(outcome: RunOutcome, recorded: RunStatus | None = None) -> RunStatus:
+    """A run's final status from how its execution ended and the status its stages recorded last.
+
+    A run that ended in `IngestFailed` was quarantined only when the `Quarantine` stage recorded it (the
+    path after a good commit, `AlertAfterCommit`, ends there too, without a quarantine). The output may
+    lack `$.commit` (EventBridge drops an output over 248 KB): then the commit stage's DUPLICATE stands.
+    """
+    if outcome.execution_status == "SUCCEEDED":
+        duplicate = outcome.commit_status == "duplicate" or (
+            outcome.commit_status is None and recorded == "DUPLICATE"
+        )
+        return "DUPLICATE" if duplicate else "SUCCEEDED"
+    if outcome.execution_status == "FAILED" and outcome.error == INGEST_FAILED_ERROR:
+        return "QUARANTINED" if recorded == "QUARANTINED" else "FAILED"
+    return "FAILED"
 
 
 # -- docs/ARCHITECTURE.md -----------------------------------------------------------------------------

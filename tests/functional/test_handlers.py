@@ -317,6 +317,55 @@ def test_quarantine_of_a_vanished_object_still_writes_the_reason(aws: dict[str, 
     assert out["error"] == "SchemaMismatchError"
 
 
+def _ledger_item(aws: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    item = aws["dynamodb"].get_item(TableName="lakehouse-dev-runs", Key={"run_id": {"S": RUN_ID}})["Item"]
+    return item, json.loads(item["record"]["S"])
+
+
+def test_record_run_outcome_records_the_final_status_of_the_sample_execution(aws: dict[str, Any]) -> None:
+    invoke("manage_lease", event("manage_lease_acquire.json"))  # the stages' record: RUNNING
+    assert _ledger_item(aws)[0]["status"]["S"] == "RUNNING"
+
+    out = invoke("record_run_outcome", event("record_run_outcome.json"))
+
+    item, record = _ledger_item(aws)
+    assert item["status"]["S"] == out["status"] == "SUCCEEDED"
+    assert record["execution_status"] == "SUCCEEDED"
+    assert record["execution_arn"] == event("record_run_outcome.json")["detail"]["executionArn"]
+    assert record["dataset"] == "orders"  # what the stages recorded stays
+    assert record["started_at"]
+    assert record["finished_at"]
+    assert record["error"] is None
+
+
+def test_record_run_outcome_of_a_quarantined_execution(aws: dict[str, Any]) -> None:
+    invoke("quarantine_object", event("quarantine_object.json"))  # records QUARANTINED, the handler's error
+    failed = event("record_run_outcome.json")
+    failed["detail"].update(
+        status="FAILED",
+        output=None,
+        outputDetails=None,
+        error="IngestFailed",
+        cause="The run was rolled back and the object quarantined",
+    )
+
+    invoke("record_run_outcome", failed)
+
+    item, record = _ledger_item(aws)
+    assert item["status"]["S"] == "QUARANTINED"
+    assert record["execution_status"] == "FAILED"
+    assert record["error"]["error"] == "SchemaMismatchError"
+    assert record["error"]["execution_error"] == "IngestFailed"
+
+
+def test_record_run_outcome_refuses_another_event(aws: dict[str, Any]) -> None:
+    with pytest.raises(InvalidInputError, match="Step Functions Execution Status Change"):
+        invoke("record_run_outcome", event("on_object_created_eventbridge.json"))
+    assert "Item" not in aws["dynamodb"].get_item(
+        TableName="lakehouse-dev-runs", Key={"run_id": {"S": RUN_ID}}
+    )
+
+
 def _with_metrics(state: dict[str, Any], values: list[str]) -> dict[str, Any]:
     rows = state["check_rows"]["Rows"]
     state["check_rows"]["Rows"] = [rows[0], {"Data": [{"VarCharValue": v} for v in values]}]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from lakehouse.commit_log import commit_metadata
 from lakehouse.ingest_core import (
     Counts,
+    IngestResult,
     Txn,
     all_rejected_error,
     already_applied,
@@ -16,6 +17,7 @@ from lakehouse.ingest_core import (
     partition_predicate,
 )
 from lakehouse.sql.compiler import RunMeta
+from lakehouse.state import CommitResult
 
 META = RunMeta(
     source_uri="s3://landing/a.csv",
@@ -82,3 +84,15 @@ def test_messages_name_the_file_and_the_counts() -> None:
         "a.csv: 2 row(s) break a rule whose action is fail; first at data row 4: amount_positive"
     )
     assert json.dumps(counts.__dict__)  # plain values, loggable
+
+
+def test_the_commit_result_fields_have_one_definition() -> None:
+    """`$.commit` is listed once, in `lakehouse.state.CommitResult`; the engines' result adds only where
+    they wrote the rejects, and what a stage publishes of it is a CommitResult as is."""
+    assert issubclass(IngestResult, CommitResult)
+    assert set(IngestResult.model_fields) - set(CommitResult.model_fields) == {"rejects_path"}
+    result = IngestResult(status="committed", rows_read=3, rows_written=2, rejects_path="/w/rejects.parquet")
+    published = result.as_dict()
+    assert published.pop("rejects_path") == "/w/rejects.parquet"
+    assert CommitResult.model_validate(published).model_dump(mode="json") == published
+    assert json.loads(json.dumps(result.as_dict()))["rows_written"] == 2  # commit.json is plain JSON

@@ -111,7 +111,7 @@ def _key_statements(principal: str) -> list[dict[str, Any]]:
 
 
 def _encrypted_with_data_key(target: Any) -> bool:
-    name = target["Fn::GetAtt"][0] if "Fn::GetAtt" in target else target["Ref"]
+    name = target["Fn::GetAtt"][0] if "Fn::GetAtt" in target else target["Ref"].split(".")[0]  # SAM's X.Alias
     props = RESOURCES[name]["Properties"]
     return props.get("KmsMasterKeyId") == {"Ref": "DataKey"}
 
@@ -435,3 +435,58 @@ def test_every_handler_counts_its_errors() -> None:
         first = handler.decorator_list[0]
         assert isinstance(first, ast.Name), app
         assert first.id == "track_errors", f"{app}: @track_errors must be outermost"
+
+
+# --------------------------------------------------------------------------- the run's final status
+
+
+def test_every_ended_ingest_execution_reaches_record_run_outcome() -> None:
+    """EventBridge "Step Functions Execution Status Change" (source aws.states) for the ingest machine's
+    terminal statuses invokes RecordRunOutcomeFunction's live alias, which lets only that rule invoke it."""
+    rules = [
+        (name, r["Properties"])
+        for name, r in RESOURCES.items()
+        if r["Type"] == "AWS::Events::Rule"
+        and any(t["Arn"] == {"Ref": "RecordRunOutcomeFunction.Alias"} for t in r["Properties"]["Targets"])
+    ]
+    [(rule, props)] = rules
+    assert props["State"] == "ENABLED"
+    assert props["EventPattern"] == {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {
+            "stateMachineArn": [{"Ref": "IngestStateMachine"}],
+            "status": ["SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"],
+        },
+    }
+    sample = json.loads((Path(__file__).resolve().parents[2] / "events/record_run_outcome.json").read_text())
+    assert sample["source"] in props["EventPattern"]["source"]
+    assert sample["detail-type"] in props["EventPattern"]["detail-type"]
+    assert sample["detail"]["status"] in props["EventPattern"]["detail"]["status"]
+    [permission] = [
+        r["Properties"]
+        for r in RESOURCES.values()
+        if r["Type"] == "AWS::Lambda::Permission"
+        and r["Properties"]["FunctionName"] == {"Ref": "RecordRunOutcomeFunction.Alias"}
+    ]
+    assert permission["Action"] == "lambda:InvokeFunction"
+    assert permission["Principal"] == "events.amazonaws.com"
+    assert permission["SourceArn"] == {"Fn::GetAtt": [rule, "Arn"]}
+    # Only the run ledger (FunctionBasePolicy: the data key, ledger GetItem/PutItem) and no other grant.
+    assert RESOURCES["RecordRunOutcomeFunction"]["Properties"]["Policies"] == [{"Ref": "FunctionBasePolicy"}]
+
+
+def test_metric_math_alarms_read_at_most_ten_metrics_and_every_function_throttle_is_watched() -> None:
+    """CloudWatch: an alarm on a metric math expression can reference at most 10 metrics (a hard limit:
+    PutMetricAlarm refuses more), so the stack would not deploy."""
+    watched: set[str] = set()
+    for name, res in RESOURCES.items():
+        if res["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        stats = [m["MetricStat"]["Metric"] for m in res["Properties"].get("Metrics", []) if "MetricStat" in m]
+        assert len(stats) <= 10, f"{name} reads {len(stats)} metrics"
+        for metric in stats:
+            if metric["MetricName"] == "Throttles":
+                watched |= {d["Value"]["Ref"] for d in metric["Dimensions"] if d["Name"] == "FunctionName"}
+    functions = {n for n, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function"}
+    assert watched == functions

@@ -15,16 +15,17 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from lakehouse import layout
 from lakehouse.errors import ContractError
 from lakehouse.spark.delta_tables import session_confs, table_property_defaults, table_state
 
 
 def table_uri(lake_root: str, dataset: str) -> str:
-    return f"{lake_root.rstrip('/')}/tables/{dataset}"
+    return f"{lake_root.rstrip('/')}/{layout.table_key(dataset)}"
 
 
 def derived_uri(lake_root: str, model: str) -> str:
-    return f"{lake_root.rstrip('/')}/derived/{model}"
+    return f"{lake_root.rstrip('/')}/{layout.derived_key(model)}"
 
 
 def _require_table(uri: str, *, write: bool = False) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
-from lakehouse import access, identifiers
+from lakehouse import access, identifiers, layout
 from lakehouse.commit_log import txn_version
 from lakehouse.contracts import ContractRegistry
 from lakehouse.errors import ContractError
@@ -61,7 +61,7 @@ def stage_pinned_source(state: dict[str, Any], lake_bucket: str | None, store: A
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         store = S3ObjectStore(region, endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3"))
     name = posixpath.basename(str(state["key"])) or "object"
-    staged_key = f"runs/{state['run_id']}/source/{name}"
+    staged_key = layout.staged_source_key(str(state["run_id"]), name)
     store.copy(str(state["bucket"]), str(state["key"]), lake_bucket, staged_key, version_id, etag)
     return str(store.uri(lake_bucket, staged_key))
 
@@ -79,7 +79,7 @@ def ingest_run(
 ) -> dict[str, Any]:
     """Ingest the object a state-machine run names and write `$.commit` as JSON to `result_uri`.
 
-    Defaults follow docs/ARCHITECTURE.md: the object is `s3://<bucket>/<key>`, rejects go to
+    Defaults follow `lakehouse.layout`: the object is `s3://<bucket>/<key>`, rejects go to
     `s3://<quarantine>/rows/<dataset>/<run_id>/rejects.parquet`, the result to
     `s3://<lake>/runs/<run_id>/commit.json`. Local runs pass the folders instead.
     """
@@ -95,17 +95,17 @@ def ingest_run(
     inspection = dict(state.get("inspection") or {})
     version = str(state.get("version_id") or state.get("sequencer") or state.get("etag") or "")
     contract = ContractRegistry.from_location(datasets_dir).get(dataset)
-    s3_uri = f"s3://{bucket}/{key}"
+    s3_uri = layout.s3_uri(bucket, key)
     if rejects_uri is None:
         if not quarantine_bucket:
             raise ContractError("rejects_uri or quarantine_bucket is required")
-        rejects_uri = f"s3://{quarantine_bucket}/rows/{dataset}/{run_id}/rejects.parquet"
+        rejects_uri = layout.s3_uri(quarantine_bucket, layout.rejects_key(dataset, run_id))
     if result_uri is None:
         if not lake_bucket:
             raise ContractError("result_uri or lake_bucket is required")
-        result_uri = f"s3://{lake_bucket}/runs/{run_id}/commit.json"
+        result_uri = layout.s3_uri(lake_bucket, layout.commit_result_key(run_id))
     table_uri = inspection.get("table_uri") or (
-        f"s3://{lake_bucket}/tables/{dataset}" if lake_bucket else None
+        layout.s3_uri(lake_bucket, layout.table_key(dataset)) if lake_bucket else None
     )
     if not table_uri:
         raise ContractError("run input lacks inspection.table_uri (and no lake bucket was given)")
