@@ -87,9 +87,10 @@ size_check() {
     [RollbackTableFunction]="SharedLayer EngineLayer"
     [MaintainTableFunction]="SharedLayer EngineLayer"
     [PlanMaintenanceFunction]="SharedLayer EngineLayer"
+    [ManageBatchFunction]="SharedLayer EngineLayer"
   )
   for fn in CommitObjectFunction InspectObjectFunction RegisterTableFunction RollbackTableFunction \
-            MaintainTableFunction \
+            MaintainTableFunction ManageBatchFunction \
             PlanMaintenanceFunction; do
     local total parts
     total=$(dir_bytes "$build/$fn")

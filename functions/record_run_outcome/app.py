@@ -9,7 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lakehouse.observability import track_errors
-from lakehouse.stages.outcome import outcome_from_event, record_outcome
+from lakehouse.stages.outcome import end_execution
 from lakehouse.stages.runtime import get_runtime
 
 logger = Logger()
@@ -22,6 +22,6 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    record = record_outcome(get_runtime(), outcome_from_event(event))
+    record = end_execution(get_runtime(), event)
     metrics.add_metric(name=f"Runs{record['status'].title()}", unit=MetricUnit.Count, value=1)
     return record

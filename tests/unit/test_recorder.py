@@ -92,7 +92,7 @@ def test_a_duplicate_success_and_the_outcome_role(tmp_path: Path) -> None:
     assert ledger.calls == [("get", OUTCOME_ROLE), ("put", OUTCOME_ROLE), ("put", "")]
 
 
-def test_the_outcome_role_may_read_and_write_the_ledger_and_nothing_else() -> None:
+def test_the_outcome_role_may_write_the_ledger_and_settle_the_drain_and_nothing_else() -> None:
     model = PolicyModel.load(ROOT)
     statements = model.role(OUTCOME_ROLE).allow_statements()
     ledger = model.resolver.value({"Fn::GetAtt": ["RunLedgerTable", "Arn"]})
@@ -100,5 +100,10 @@ def test_the_outcome_role_may_read_and_write_the_ledger_and_nothing_else() -> No
     for action in ("dynamodb:GetItem", "dynamodb:PutItem"):
         assert evaluate(statements, Request(action, ledger)).allowed, action
     assert not evaluate(statements, Request("dynamodb:DeleteItem", ledger)).allowed
-    assert not evaluate(statements, Request("dynamodb:PutItem", leases)).allowed
+    # The end of an execution releases its lease and may take it for the next drain.
+    for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"):
+        assert evaluate(statements, Request(action, leases)).allowed, action
+    pending = model.resolver.value({"Fn::GetAtt": ["PendingObjectsTable", "Arn"]})
+    assert evaluate(statements, Request("dynamodb:Query", pending)).allowed
+    assert not evaluate(statements, Request("dynamodb:PutItem", pending)).allowed
     assert not evaluate(statements, Request("s3:GetObject", "arn:aws:s3:::lake/tables/orders/x")).allowed

@@ -467,7 +467,12 @@ def test_lease_is_released_on_every_path(machine: str) -> None:
 
 def test_ingest_failure_path_rolls_back_quarantines_alerts_then_releases() -> None:
     states = asl_of("IngestStateMachine")["States"]
-    assert states["Rollback"]["Next"] == "Quarantine"
+    # A batch of several objects is split and retried; one object is quarantined.
+    assert states["Rollback"]["Next"] == "IsBatch"
+    assert states["IsBatch"]["Default"] == "Quarantine"
+    assert [c["Next"] for c in states["IsBatch"]["Choices"]] == ["SplitBatch"]
+    assert states["SplitBatch"]["Next"] == "ReleaseLease"
+    assert [c["Next"] for c in states["SplitBatch"]["Catch"]] == ["Quarantine"]
     assert states["Quarantine"]["Next"] == "Alert"
     assert states["Alert"]["Next"] == "ReleaseLeaseAfterFailure"
     assert states[states["ReleaseLeaseAfterFailure"]["Next"]]["Type"] == "Fail"
@@ -599,6 +604,9 @@ def test_environment_variables_name_existing_resources() -> None:
             "ARTIFACTS_BUCKET",
             "LEASE_TABLE",
             "RUN_LEDGER_TABLE",
+            "PENDING_TABLE",
+            "BATCH_MAX_OBJECTS",
+            "BATCH_MAX_BYTES",
             "GLUE_DATABASE",
             "LAMBDA_ROUTE_MAX_BYTES",
             "LEASE_TTL_SECONDS",
@@ -608,7 +616,8 @@ def test_environment_variables_name_existing_resources() -> None:
             "POWERTOOLS_METRICS_NAMESPACE",
         ):
             assert var in env, f"{name} lacks {var}"
-        assert ("STATE_MACHINE_ARN" in env) == (name == "OnObjectCreatedFunction"), name
+        starts_drains = name in ("OnObjectCreatedFunction", "RecordRunOutcomeFunction")
+        assert ("STATE_MACHINE_ARN" in env) == starts_drains, name
         for var, value in env.items():
             assert f"`{var}`" in architecture or var == "LOG_LEVEL", f"{var} is not in docs/ARCHITECTURE.md"
             names = referenced_names(value)

@@ -472,8 +472,23 @@ def test_every_ended_ingest_execution_reaches_record_run_outcome() -> None:
     assert permission["Action"] == "lambda:InvokeFunction"
     assert permission["Principal"] == "events.amazonaws.com"
     assert permission["SourceArn"] == {"Fn::GetAtt": [rule, "Arn"]}
-    # Only the run ledger (FunctionBasePolicy: the data key, ledger GetItem/PutItem) and no other grant.
-    assert RESOURCES["RecordRunOutcomeFunction"]["Properties"]["Policies"] == [{"Ref": "FunctionBasePolicy"}]
+    # The run ledger (FunctionBasePolicy: the data key, ledger GetItem/PutItem), and what settling the
+    # execution's drain needs: its pending items, its lease, the next drain.
+    policies = RESOURCES["RecordRunOutcomeFunction"]["Properties"]["Policies"]
+    assert policies[0] == {"Ref": "FunctionBasePolicy"}
+    granted = {
+        (a, json.dumps(st["Resource"], sort_keys=True))
+        for st in policies[1]["Statement"]
+        for a in st["Action"]
+    }
+    assert granted == {
+        ("dynamodb:Query", '{"Fn::GetAtt": ["PendingObjectsTable", "Arn"]}'),
+        ("dynamodb:DeleteItem", '{"Fn::GetAtt": ["PendingObjectsTable", "Arn"]}'),
+        ("dynamodb:GetItem", '{"Fn::GetAtt": ["LeaseTable", "Arn"]}'),
+        ("dynamodb:PutItem", '{"Fn::GetAtt": ["LeaseTable", "Arn"]}'),
+        ("dynamodb:DeleteItem", '{"Fn::GetAtt": ["LeaseTable", "Arn"]}'),
+        ("states:StartExecution", '{"Ref": "IngestStateMachine"}'),
+    }
 
 
 def test_metric_math_alarms_read_at_most_ten_metrics_and_every_function_throttle_is_watched() -> None:

@@ -92,3 +92,17 @@ def record_outcome(rt: Runtime, event: Any) -> dict[str, Any]:
     dumped = RunRecord.model_validate(record).model_dump(mode="json")
     ledger.put(outcome.run_id, dumped)
     return dumped
+
+
+def end_execution(rt: Runtime, event: Mapping[str, Any]) -> dict[str, Any]:
+    """`RecordRunOutcome` in AWS: the run's final status, then what every execution's end does
+    (`lakehouse.stages.drain.settle_drain`: objects its drain still holds, its lease, the next drain)."""
+    from lakehouse.stages.drain import settle_drain
+    from lakehouse.stages.start import default_starter
+
+    record = record_outcome(rt, outcome_from_event(event))
+    dataset = str(record.get("dataset") or "")
+    if dataset:
+        nxt = settle_drain(rt, dataset, str(record["run_id"]), record["status"], default_starter(rt))
+        record["next_drain"] = nxt["run_id"] if nxt else None
+    return record
