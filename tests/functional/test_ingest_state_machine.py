@@ -35,6 +35,7 @@ REGION = "us-east-1"
 
 FUNCTIONS = {
     "ManageLeaseFunctionArn": "manage_lease",
+    "ManageBatchFunctionArn": "manage_batch",
     "InspectObjectFunctionArn": "inspect_object",
     "CommitObjectFunctionArn": "commit_object",
     "ReadJobResultFunctionArn": "read_job_result",
@@ -73,6 +74,8 @@ SERVICE_KEYS = (
 
 HAPPY_LAMBDA = [
     "AcquireTableLease",
+    "ClaimBatch",
+    "HasObjects",
     "Inspect",
     "Route",
     "CommitWithLambda",
@@ -87,11 +90,14 @@ HAPPY_LAMBDA = [
     "RefreshDerived",
     "RegisterDerived",
     "Publish",
+    "FinishBatch",
     "ReleaseLease",
     "Done",
 ]
 HAPPY_GLUE = [
     "AcquireTableLease",
+    "ClaimBatch",
+    "HasObjects",
     "Inspect",
     "Route",
     "TransformWithGlue",
@@ -105,10 +111,12 @@ HAPPY_GLUE = [
     "ChecksPassed",
     "HasDerived",
     "Publish",
+    "FinishBatch",
     "ReleaseLease",
     "Done",
 ]
-FAILURE_TAIL = ["Rollback", "Quarantine", "Alert", "ReleaseLeaseAfterFailure", "IngestFailed"]
+FAILURE_TAIL = ["Rollback", "IsBatch", "Quarantine", "Alert", "ReleaseLeaseAfterFailure", "IngestFailed"]
+CLAIM = ["AcquireTableLease", "ClaimBatch", "HasObjects"]
 
 
 def run_input() -> dict[str, Any]:
@@ -252,7 +260,9 @@ def test_lambda_route_happy_path(mocked_machine: LocalStateMachine, unmocked_cal
     [entry] = event["Entries"]
     assert entry["DetailType"] == "DatasetUpdated"
     assert entry["Source"] == "lakehouse"
-    assert entry["Detail"]["key"] == "orders/ingest_date=2026-11-26/orders part 1.csv"
+    # DatasetUpdated names the batch's object versions (a drain may commit many in one version).
+    [obj] = entry["Detail"]["batch"]["objects"]
+    assert obj["key"] == "orders/ingest_date=2026-11-26/orders part 1.csv"
     assert entry["Detail"]["table_uri"] == "s3://lake/tables/orders"
     assert entered_inputs(result, "ReleaseLease")[0]["lease"]["owner"] == out["run_id"]
 
@@ -288,11 +298,12 @@ def test_duplicate_object_releases_the_lease_and_succeeds(
 
     assert result.status == "SUCCEEDED", result
     assert result.visited_names == [
-        "AcquireTableLease",
+        *CLAIM,
         "Inspect",
         "Route",
         "CommitWithLambda",
         "IsDuplicate",
+        "FinishBatch",
         "ReleaseLease",
         "Done",
     ]
@@ -316,7 +327,7 @@ def test_contract_violation_is_rolled_back_quarantined_and_alerted(
 
     assert result.status == "FAILED", result
     assert result.error == "IngestFailed"
-    head = ["AcquireTableLease", "Inspect"] + (
+    head = [*CLAIM, "Inspect"] + (
         ["Route", "CommitWithLambda"] if failing_state != "Inspect" else []
     )
     assert result.visited_names == head + FAILURE_TAIL
@@ -347,7 +358,7 @@ def test_unknown_route_takes_the_failure_path(
     result = run_case(mocked_machine, "UnknownRoute", unmocked_calls)
 
     assert result.status == "FAILED", result
-    assert result.visited_names == ["AcquireTableLease", "Inspect", "Route", "UnknownRoute", *FAILURE_TAIL]
+    assert result.visited_names == [*CLAIM, "Inspect", "Route", "UnknownRoute", *FAILURE_TAIL]
     assert entered_inputs(result, "Rollback")[0]["error"]["Error"] == "InvalidInputError"
 
 
@@ -370,7 +381,7 @@ def test_failed_checks_roll_back_quarantine_and_alert(
     assert result.status == "FAILED", result
     assert result.error == "IngestFailed"
     assert result.visited_names == [
-        "AcquireTableLease",
+        *CLAIM,
         "Inspect",
         "Route",
         "CommitWithLambda",
@@ -415,6 +426,34 @@ def test_derived_refresh_failure_alerts_keeps_the_commit_and_releases_the_lease(
     assert "Quarantine" not in result.visited_names
     assert len(scheduled(result, "sns")) == 1
     assert scheduled(result, "events") == []
+
+
+def test_a_drain_that_finds_nothing_pending_releases_the_lease_and_ends(
+    mocked_machine: LocalStateMachine, unmocked_calls: list[str]
+) -> None:
+    result = run_case(mocked_machine, "DrainFindsNothing", unmocked_calls)
+
+    assert result.status == "SUCCEEDED", result
+    assert result.visited_names == [*CLAIM, "ReleaseLease", "Done"]
+
+
+def test_a_batch_whose_checks_fail_is_rolled_back_and_split_not_quarantined(
+    mocked_machine: LocalStateMachine, unmocked_calls: list[str]
+) -> None:
+    result = run_case(mocked_machine, "BatchChecksFailedIsSplit", unmocked_calls)
+
+    assert result.status == "SUCCEEDED", result
+    assert result.visited_names[-6:] == [
+        "RecordChecksFailed",
+        "Rollback",
+        "IsBatch",
+        "SplitBatch",
+        "ReleaseLease",
+        "Done",
+    ]
+    assert "Quarantine" not in result.visited_names
+    assert result.output["batch_outcome"]["action"] == "split"
+    assert scheduled(result, "sns") == []  # no alert: the objects are retried, the bad one alone
 
 
 def test_lease_held_by_another_run_alerts_without_rollback_or_release(
@@ -640,11 +679,12 @@ def test_real_handlers_lambda_happy_path(
     again = sm.run({**state, "run_id": replay_id}, execution_name=replay_id)
     assert again.status == "SUCCEEDED", (again.error, again.cause)
     assert again.visited_names == [
-        "AcquireTableLease",
+        *CLAIM,
         "Inspect",
         "Route",
         "CommitWithLambda",
         "IsDuplicate",
+        "FinishBatch",
         "ReleaseLease",
         "Done",
     ]
@@ -670,7 +710,7 @@ def test_real_handlers_failed_checks_restore_the_table_and_quarantine(
     assert result.status == "FAILED", result
     assert result.error == "IngestFailed"
     assert result.visited_names == [
-        "AcquireTableLease",
+        *CLAIM,
         "Inspect",
         "Route",
         "CommitWithLambda",
@@ -717,7 +757,7 @@ def test_real_handlers_contract_violation_quarantines_without_touching_the_table
     result = sm.run(state, execution_name=state["run_id"])
 
     assert result.status == "FAILED", result
-    assert result.visited_names[:2] == ["AcquireTableLease", "Inspect"]
+    assert result.visited_names[:4] == [*CLAIM, "Inspect"]
     assert result.visited_names[-len(FAILURE_TAIL) :] == FAILURE_TAIL
     error = entered_inputs(result, "Quarantine")[0]["error"]
     assert error["Error"] in {"UnsupportedFormatError", "InvalidInputError"}
@@ -800,7 +840,7 @@ def test_real_handlers_object_overwritten_after_its_event_ingests_no_other_bytes
     result = sm.run(state, execution_name=state["run_id"])
 
     assert result.status == "FAILED", result
-    assert result.visited_names == ["AcquireTableLease", "Inspect", *FAILURE_TAIL]
+    assert result.visited_names == [*CLAIM, "Inspect", *FAILURE_TAIL]
     error = entered_inputs(result, "Quarantine")[0]["error"]
     assert error["Error"] == "ObjectChangedError"
     message = json.loads(error["Cause"])["errorMessage"]
