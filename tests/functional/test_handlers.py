@@ -107,6 +107,7 @@ def template_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "ARTIFACTS_BUCKET": "artifacts",
         "LEASE_TABLE": "lakehouse-dev-leases",
         "RUN_LEDGER_TABLE": "lakehouse-dev-runs",
+        "PENDING_TABLE": "lakehouse-dev-pending",
         "GLUE_DATABASE": "lakehouse",
         "LAMBDA_ROUTE_MAX_BYTES": "536870912",
         "LEASE_TTL_SECONDS": "10800",
@@ -132,6 +133,20 @@ def create_tables(dynamodb: Any, lease_table: str, ledger_table: str) -> None:
         TableName=ledger_table,
         AttributeDefinitions=[{"AttributeName": "run_id", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    if "lakehouse-dev-pending" in dynamodb.list_tables()["TableNames"]:
+        return
+    dynamodb.create_table(
+        TableName="lakehouse-dev-pending",
+        AttributeDefinitions=[
+            {"AttributeName": "dataset", "AttributeType": "S"},
+            {"AttributeName": "object_id", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "dataset", "KeyType": "HASH"},
+            {"AttributeName": "object_id", "KeyType": "RANGE"},
+        ],
         BillingMode="PAY_PER_REQUEST",
     )
 
@@ -177,44 +192,60 @@ def test_sqs_batch_partial_failure_lists_only_the_bad_message(aws: dict[str, Any
     response = invoke("on_object_created", batch)
 
     assert response == {"batchItemFailures": [{"itemIdentifier": bad["messageId"]}]}
+    # The good object is pending, and its dataset's drain was started (lease first, then the execution).
+    [item] = pending(aws)
+    assert item["object_id"] == RUN_ID
+    assert item["key"] == KEY1  # decoded exactly once
+    assert item["bucket"] == "landing"
+    assert item["dataset"] == "orders"
+    assert item["version_id"] == "Lh5zR0pV7mQk3YcN8tWbX2dFgJ1sE9uA"
     [execution] = executions(aws)
-    assert execution["name"] == RUN_ID
-    run = json.loads(execution["input"])
-    assert run["key"] == KEY1  # decoded exactly once
-    assert run["bucket"] == "landing"
-    assert run["dataset"] == "orders"
-    assert run["run_id"] == RUN_ID
-    assert run["version_id"] == "Lh5zR0pV7mQk3YcN8tWbX2dFgJ1sE9uA"
-    # The run ledger records the start.
+    drain = json.loads(execution["input"])
+    assert drain == {"run_id": execution["name"], "dataset": "orders"}
+    assert "-drain-" in execution["name"]
+    lease = aws["dynamodb"].get_item(TableName="lakehouse-dev-leases", Key={"table_name": {"S": "orders"}})
+    assert lease["Item"]["owner"]["S"] == execution["name"]
+    # The run ledger records the object as pending and the drain as started.
     item = aws["dynamodb"].get_item(TableName="lakehouse-dev-runs", Key={"run_id": {"S": RUN_ID}})["Item"]
-    assert item["status"]["S"] == "STARTED"
-    assert json.loads(good["body"])["detail"]["object"]["key"] != run["key"]  # it was URL-encoded
+    assert item["status"]["S"] == "PENDING"
+    started = aws["dynamodb"].get_item(TableName="lakehouse-dev-runs", Key={"run_id": {"S": execution["name"]}})
+    assert started["Item"]["status"]["S"] == "STARTED"
+    assert json.loads(good["body"])["detail"]["object"]["key"] != item["key"]  # it was URL-encoded
 
 
-def test_whole_sqs_batch_starts_one_execution_per_object(aws: dict[str, Any]) -> None:
+def pending(aws: dict[str, Any]) -> list[dict[str, Any]]:
+    items = aws["dynamodb"].scan(TableName="lakehouse-dev-pending")["Items"]
+    return sorted((json.loads(i["item"]["S"]) for i in items), key=lambda i: i["key"])
+
+
+def test_whole_sqs_batch_queues_every_object_and_starts_one_drain(aws: dict[str, Any]) -> None:
     response = invoke("on_object_created", event("on_object_created_sqs.json"))
 
     assert response == {"batchItemFailures": []}
-    by_key = {json.loads(e["input"])["key"]: e["name"] for e in executions(aws)}
+    by_key = {i["key"]: i["object_id"] for i in pending(aws)}
     assert set(by_key) == {KEY1, KEY2}
     assert by_key[KEY1] == RUN_ID
+    # One drain per table: the second object found the lease held and did not start another.
+    [execution] = executions(aws)
+    assert json.loads(execution["input"])["dataset"] == "orders"
 
 
-def test_the_same_event_twice_starts_one_execution(aws: dict[str, Any]) -> None:
+def test_the_same_event_twice_queues_the_object_once(aws: dict[str, Any]) -> None:
     batch = event("on_object_created_sqs.json")
     batch["Records"] = batch["Records"][:1]
 
     assert invoke("on_object_created", batch) == {"batchItemFailures": []}
     assert invoke("on_object_created", batch) == {"batchItemFailures": []}
-    # The other two shapes of the same object map to the same execution too.
+    # The other two shapes of the same object map to the same pending item too.
     eventbridge = invoke("on_object_created", event("on_object_created_eventbridge.json"))
     s3 = invoke("on_object_created", event("on_object_created_s3.json"))
 
+    assert [i["object_id"] for i in pending(aws)] == [RUN_ID]
+    assert [(r["run_id"], r["queued"]) for r in eventbridge["runs"]] == [(RUN_ID, False)]
+    assert [(r["run_id"], r["queued"]) for r in s3["runs"]] == [(RUN_ID, False)]
+    # Re-kicking finds the drain holding the lease and starts it under its own name: still one execution.
     [execution] = executions(aws)
-    assert execution["name"] == RUN_ID
-    assert [r["run_id"] for r in eventbridge["runs"]] == [RUN_ID]
-    assert [r["run_id"] for r in s3["runs"]] == [RUN_ID]
-    assert s3["runs"][0]["execution_arn"] == execution["executionArn"]
+    assert s3["runs"][0]["drain"] == execution["name"]
 
 
 def test_object_outside_any_dataset_is_skipped_not_failed(aws: dict[str, Any]) -> None:

@@ -121,7 +121,8 @@ def kick(rt: Runtime, dataset: str, starter: PipelineStarter) -> dict[str, Any] 
 
 
 def _drain_input(drain: str, dataset: str) -> dict[str, Any]:
-    return RunInput(run_id=drain, dataset=dataset).model_dump(mode="json")
+    # Only the names: StartExecution of a running drain is idempotent for the identical input.
+    return RunInput(run_id=drain, dataset=dataset).model_dump(mode="json", exclude_defaults=True)
 
 
 # -- ClaimBatch ---------------------------------------------------------------------------------------
