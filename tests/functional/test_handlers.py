@@ -210,7 +210,7 @@ def test_sqs_batch_partial_failure_lists_only_the_bad_message(aws: dict[str, Any
     assert item["status"]["S"] == "PENDING"
     started = aws["dynamodb"].get_item(TableName="lakehouse-dev-runs", Key={"run_id": {"S": execution["name"]}})
     assert started["Item"]["status"]["S"] == "STARTED"
-    assert json.loads(good["body"])["detail"]["object"]["key"] != item["key"]  # it was URL-encoded
+    assert json.loads(good["body"])["detail"]["object"]["key"] != KEY1  # it was URL-encoded
 
 
 def pending(aws: dict[str, Any]) -> list[dict[str, Any]]:
