@@ -20,6 +20,7 @@ Run: .venv/bin/python bench/throughput_model.py [--file-mb 3] [--engine-mb-s 100
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 
 AWS_DOCS = "https://docs.aws.amazon.com"
@@ -43,7 +44,8 @@ SOURCES = {
 
 # Step Functions' own time per state entered (scheduling, history write). Not published by AWS.
 TRANSITION_S = 0.05
-# S3 GET of one small object (first byte + transfer of a few MB) from Lambda in the same region.
+# S3 GET of one small object (first byte + transfer of a few MB) from Lambda in the same region: an
+# assumption (S3 publishes no latency figure; the dashboard's CommitWithLambda duration replaces it).
 GET_S = 0.1
 
 
@@ -113,6 +115,74 @@ def files_per_hour(batch: int, drain_s: float, refresh_s: float = 0.0, interval_
     return batch * drains
 
 
+@dataclass(frozen=True)
+class Workload:
+    """docs/COST.md's workload (its assumptions W1-W4)."""
+
+    files_per_day: int = 10_000
+    datasets: int = 20
+    busy_hours: float = 10.0  # the day's files land within these hours
+    busiest_factor: float = 5.0  # the busiest dataset gets this many times the average dataset's files
+    derived_datasets: int = 2  # datasets with derived models ...
+    derived_files_per_day: int = 100  # ... each receiving this many files a day
+    backfill_files: int = 2_000  # a one-off drop of this many files on one table
+
+
+def steady_batch(rate_per_hour: float, batch_cap: int, seconds_for: Callable[[int], float]) -> float:
+    """Objects per drain when files arrive at `rate_per_hour`: what landed during the previous drain,
+    at least 1 (a drain started by the arrival itself), at most the batch cap."""
+    batch = 1.0
+    for _ in range(50):
+        batch = min(batch_cap, max(1.0, rate_per_hour / 3600 * seconds_for(round(batch))))
+    return batch
+
+
+def report_workload(args: argparse.Namespace, cap: int, interval: float) -> None:
+    w = Workload()
+    seconds = {
+        kind: (lambda b, k=kind: drain_seconds(drain_states(b, args.file_mb, args.engine_mb_s, k)))
+        for kind in ("none", "cold")
+    }
+    average = w.files_per_day / w.datasets / w.busy_hours
+    busiest = average * w.busiest_factor
+    derived_rate = w.derived_files_per_day / w.busy_hours
+    print(
+        f"docs/COST.md workload: {w.files_per_day:,} files/day on {w.datasets} datasets"
+        f" over {w.busy_hours:g} h"
+    )
+    for label, rate, kind in (
+        ("average dataset", average, "none"),
+        ("busiest dataset", busiest, "none"),
+        ("dataset with derived models", derived_rate, "cold"),
+    ):
+        batch = steady_batch(rate, cap, seconds["none"])
+        base = seconds["none"](round(batch))
+        refresh = seconds["cold"](round(batch)) - base if kind == "cold" else 0.0
+        capacity = files_per_hour(cap, seconds["none"](cap), refresh, interval)
+        drains = rate / batch
+        refreshes = min(drains, 3600 / max(interval, base + refresh)) if refresh else 0.0
+        print(
+            f"  {label:28s} {rate:6.1f} files/h: {batch:4.1f} objects/drain, {drains:5.1f} drains/h,"
+            f" {refreshes:4.1f} refreshes/h; capacity {capacity:,.0f} files/h ({capacity / rate:,.0f}x)"
+        )
+    drains_day = w.files_per_day  # at these rates every drain finds one object (see above)
+    refreshes_day = w.derived_datasets * min(derived_rate, 3600 / interval) * w.busy_hours
+    print(f"  drains/day: {drains_day:,} (one object each at these rates);"
+          f" derived refreshes/day: {refreshes_day:.0f}"
+          f" (was {w.derived_datasets * w.derived_files_per_day} with a refresh per file)")  # fmt: skip
+    per_file = files_per_hour(1, seconds["none"](1), seconds["cold"](1) - seconds["none"](1))
+    print(
+        f"  a refresh in every drain of one file (the per-file design) carries {per_file:.0f}"
+        " files/h per table"
+    )
+    backfill = files_per_hour(
+        cap, seconds["none"](cap), seconds["cold"](cap) - seconds["none"](cap), interval
+    )
+    minutes = w.backfill_files / backfill * 60
+    print(f"  a backfill of {w.backfill_files:,} files on one table drains in {minutes:.0f} min"
+          f" ({cap} objects per drain, derived every {interval / 60:g} min)")  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -153,6 +223,7 @@ def main() -> int:
         if state.seconds:
             print(f"  {state.name:18s} {state.seconds:6.2f}  [{state.source}]")
     print(f"  + {TRANSITION_S:g} s Step Functions time per state entered [assumption]")
+    report_workload(args, cap, interval)
     print("sources:")
     for key, text in SOURCES.items():
         print(f"  [{key}] {text}")
