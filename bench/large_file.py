@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -144,9 +145,16 @@ def bench_pipeline(path: Path, work: Path) -> dict[str, Any]:
     began, ended = LAST_SPAN
     first = datetime.fromisoformat(record["states"][0]["entered"]).timestamp()
     last = datetime.fromisoformat(record["states"][-1]["exited"]).timestamp()
+    checks = json.loads(
+        subprocess.run(
+            [sys.executable, __file__, "--checks-home", str(home)],
+            cwd=ROOT, check=True, capture_output=True, text=True,
+        ).stdout.strip().splitlines()[-1]
+    )  # fmt: skip
     return {
         "seconds": seconds,
         "peak_rss_mb": peak_mb,
+        "checks": checks,
         "tree_peak_mb": (sampler.tree_peak / 2**20) if sampler else None,
         "processes": [(label, rss / 2**20) for label, rss in processes[:4]],
         "states": [(s["name"], (s["duration_ms"] or 0) / 1000) for s in record["states"]],
@@ -156,6 +164,24 @@ def bench_pipeline(path: Path, work: Path) -> dict[str, Any]:
         "rows": (record.get("commit") or {}).get("rows_written"),
         "failed": summary.get("failed"),
     }
+
+
+def checks_child(home: Path) -> None:
+    """The run's Athena checks query once more, alone in this process: its time and peak RSS."""
+    from lakehouse.local.athena import LocalQueryEngine
+    from lakehouse.settings import Settings
+    from lakehouse.stages.runtime import Runtime
+
+    rt = Runtime.create(
+        Settings(LAKEHOUSE_BACKEND="local", LAKEHOUSE_HOME=home, DATASETS_DIR=ROOT / "datasets")
+    )
+    (record,) = rt.adapters.ledger.list(limit=1)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    LocalQueryEngine(rt).query(str(record["checks_query"]))
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak, "before_mb": before}))
 
 
 def landing_copy_seconds(path: Path, work: Path) -> float:
@@ -194,6 +220,11 @@ def report(results: dict[str, dict[str, Any]]) -> None:
     without = (pipe["seconds"] - pipe["landing_s"]) / base["seconds"]
     print(f"  the same without the landing copy (the producer's upload in AWS): {without:.2f}")
     print(f"  rows committed: {pipe['rows']}; run duration in the ledger: {pipe['run_ms'] / 1000:.2f} s")
+    checks = pipe["checks"]
+    print(
+        f"  the run's Athena checks query alone (local DuckDB, 6M rows): {checks['seconds']:.2f} s,"
+        f" peak RSS {checks['peak_rss_mb']:.0f} MB ({checks['before_mb']:.0f} MB before the query)"
+    )
     print("  peak RSS per process (sampled every 50 ms):")
     for label, mb in pipe["processes"]:
         print(f"    {label:28s} {mb:6.0f} MB")
@@ -213,7 +244,11 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=ROOT / "bench" / "data")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--skip-engine", action="store_true")
+    parser.add_argument("--checks-home", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.checks_home:
+        checks_child(args.checks_home)
+        return 0
     path = generate(args.scale, args.data)
     print(f"lineitem SF{args.scale:g}: {path} ({path.stat().st_size / 1e6:.0f} MB), cores: {os.cpu_count()}")
     best: dict[str, dict[str, Any]] = {}
