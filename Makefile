@@ -64,7 +64,10 @@ emr-artifacts: $(STAMP)  ## dist/lakehouse_emr.zip + dist/derived_models.json (s
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/large_file.py
 	$(BIN)/python bench/local_pipeline.py
+	$(BIN)/python bench/lambda_cold_start.py
+	$(BIN)/python bench/throughput_model.py
 
 clean:
 	rm -rf .lakehouse .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -2,8 +2,13 @@
 
 Each dataset's table (and each derived model) is a view named after it, in the default schema and in a
 schema named after the Glue database, so both `orders` and `lakehouse.orders` (what the check queries
-say) resolve. Tables are read with deltalake's `to_pyarrow_dataset()` (the local extra has pyarrow; only
-the Lambda path goes without it), so DuckDB needs no extension download.
+say) resolve. A local table is read by DuckDB's own Parquet reader over the files of its current Delta
+snapshot (`delta_view_sql`): projections, filters and aggregates are pushed into the scan and no table is
+ever loaded whole into Arrow. Tables DuckDB cannot read that way (in an object store: no `httpfs` offline;
+deletion vectors; column mapping) fall back to deltalake's `to_pyarrow_dataset()`, which is scanned
+lazily too. Either way DuckDB needs no extension download. Each query runs under the engine's memory limit
+(`DUCKDB_MEMORY_LIMIT`) and spills to a scratch folder beyond it, so a check over a large table stays in
+bounded memory.
 """
 
 from __future__ import annotations
@@ -18,10 +23,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import duckdb
 import sqlglot
+from deltalake import DeltaTable
 
+from lakehouse import workdirs
 from lakehouse.duckdb_engine.delta import open_table
 from lakehouse.sql.dialects import ALTERNATIVES, UnsupportedFunctionError, athena_to_duckdb
 from lakehouse.stages.runtime import Runtime
@@ -44,6 +52,75 @@ def delta_dataset(uri: str, storage_options: Mapping[str, str] | None = None) ->
         return table.to_pyarrow_dataset()  # object stores: deltalake's handler is the only option
     root = uri.removeprefix("file://")
     return table.to_pyarrow_dataset(filesystem=pa_fs.SubTreeFileSystem(root, pa_fs.LocalFileSystem()))
+
+
+# Reader features DuckDB's Parquet reader knows nothing about: such tables are read through deltalake.
+_NATIVE_UNSUPPORTED = frozenset({"deletionVectors", "columnMapping"})
+_FILE_COLUMN = "__lakehouse_file"
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _native_root(table: DeltaTable, uri: str) -> str | None:
+    """The table's local folder when DuckDB can read its files itself, else None."""
+    if "://" in uri and not uri.startswith("file://"):
+        return None  # an object store: DuckDB would need httpfs, not installable offline
+    if set(table.protocol().reader_features or []) & _NATIVE_UNSUPPORTED:
+        return None
+    mode = (table.metadata().configuration or {}).get("delta.columnMapping.mode", "none")
+    if mode not in (None, "none"):
+        return None
+    return uri.removeprefix("file://").rstrip("/")
+
+
+def delta_view_sql(con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable, uri: str) -> str | None:
+    """A SELECT over the table's current snapshot read by DuckDB's own Parquet reader; None if it cannot.
+
+    The active files come from the Delta log (add actions), never from listing the folder, so removed
+    and uncommitted files stay out. Columns are the Delta schema's, cast to its types: a column no file
+    has yet (schema evolution) reads as NULL, and partition values come from the add actions through a
+    small registered table joined on the file name. Nothing is read until a query runs.
+    """
+    import pyarrow as pa
+
+    root = _native_root(table, uri)
+    if root is None:
+        return None
+    empty = con.from_arrow(pa.schema(table.schema().to_arrow()).empty_table())
+    types = dict(zip(empty.columns, (str(t) for t in empty.types), strict=True))
+    adds = pa.table(table.get_add_actions(flatten=True))
+    paths = [_file_path(root, str(path)) for path in adds.column("path").to_pylist()]
+    if not paths:
+        columns = ", ".join(f"CAST(NULL AS {t}) AS {_quote(c)}" for c, t in types.items())
+        return f"SELECT {columns} LIMIT 0"
+    partitions = [c for c in table.metadata().partition_columns if c in types]
+    files = f"__files_{name}"
+    con.register(
+        files, pa.table({_FILE_COLUMN: paths, **{c: adds.column(f"partition.{c}") for c in partitions}})
+    )
+    source = (
+        f"read_parquet([{', '.join(_sql_string(p) for p in paths)}], union_by_name = true, "
+        f"hive_partitioning = false, filename = {_sql_string(_FILE_COLUMN)})"
+    )
+    present = set(con.sql(f"SELECT * FROM {source}").columns)
+    select = []
+    for column, duck_type in types.items():
+        if column in partitions:
+            value = f"f.{_quote(column)}"
+        else:
+            value = f"p.{_quote(column)}" if column in present else "NULL"
+        select.append(f"CAST({value} AS {duck_type}) AS {_quote(column)}")
+    join = f" LEFT JOIN {_quote(files)} AS f ON p.{_FILE_COLUMN} = f.{_FILE_COLUMN}" if partitions else ""
+    return f"SELECT {', '.join(select)} FROM {source} AS p{join}"
+
+
+def _file_path(root: str, path: str) -> str:
+    """An add action's path (relative and URI-encoded, or an absolute URI) as a local file path."""
+    if "://" in path:
+        return unquote(path.removeprefix("file://"))
+    return f"{root}/{unquote(path)}"
 
 
 def _missing_function_hint(exc: Exception) -> str:
@@ -99,37 +176,50 @@ class LocalQueryEngine:
 
     def tables(self) -> dict[str, str]:
         """name -> Delta URI of every dataset table and derived model that exists."""
-        found: dict[str, str] = {}
+        return {name: uri for name, (uri, _) in self._open_tables().items()}
+
+    def _open_tables(self) -> dict[str, tuple[str, DeltaTable]]:
+        """name -> (Delta URI, its table at the current version) of every table and model that exists."""
+        found: dict[str, tuple[str, DeltaTable]] = {}
         try:
             contracts = [self.rt.contract(name) for name in self.rt.contracts.names()]
         except Exception:
             contracts = []
         for contract in contracts:
-            uri = self.rt.table_uri(contract.name)
-            if open_table(uri, self.rt.storage_options) is not None:
-                found[contract.name] = uri
-            for model in contract.derived:
-                model_uri = self.rt.derived_uri(model.name)
-                if open_table(model_uri, self.rt.storage_options) is not None:
-                    found[model.name] = model_uri
+            uris = {contract.name: self.rt.table_uri(contract.name)}
+            uris.update({model.name: self.rt.derived_uri(model.name) for model in contract.derived})
+            for name, uri in uris.items():
+                table = open_table(uri, self.rt.storage_options)
+                if table is not None:
+                    found[name] = (uri, table)
         return found
 
-    def connect(self) -> tuple[duckdb.DuckDBPyConnection, dict[str, dict[str, str]]]:
-        """A connection with the views, and the schema (table -> column -> type) for the transpiler."""
-        from deltalake import DeltaTable
+    def connect(
+        self, scratch: Path | None = None
+    ) -> tuple[duckdb.DuckDBPyConnection, dict[str, dict[str, str]]]:
+        """A connection with the views, and the schema (table -> column -> type) for the transpiler.
 
-        con = duckdb.connect(config={"threads": max(1, self.rt.settings.duckdb_threads)})
+        With `scratch`, DuckDB keeps to the engine's memory limit and spills there beyond it.
+        """
+        config: dict[str, Any] = {"threads": max(1, self.rt.settings.duckdb_threads)}
+        if scratch is not None:
+            config |= {
+                "memory_limit": self.rt.settings.duckdb_memory_limit,
+                "temp_directory": str(scratch / "duckdb.tmp"),
+            }
+        con = duckdb.connect(config=config)
         con.execute("SET TimeZone = 'UTC'")
         database = self.rt.settings.glue_database
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(database)}")
         schema: dict[str, dict[str, str]] = {}
-        for name, uri in self.tables().items():
-            table = DeltaTable(uri, storage_options=self.rt.storage_options or None)
-            dataset = delta_dataset(uri, self.rt.storage_options)
-            hidden = f"__delta_{name}"
-            con.register(hidden, dataset)
+        for name, (uri, table) in self._open_tables().items():
+            body = delta_view_sql(con, name, table, uri)
+            if body is None:  # deltalake's lazily scanned dataset
+                hidden = f"__delta_{name}"
+                con.register(hidden, delta_dataset(uri, self.rt.storage_options))
+                body = f"SELECT * FROM {_quote(hidden)}"
             for qualified in (_quote(name), f"{_quote(database)}.{_quote(name)}"):
-                con.execute(f"CREATE OR REPLACE VIEW {qualified} AS SELECT * FROM {_quote(hidden)}")
+                con.execute(f"CREATE OR REPLACE VIEW {qualified} AS {body}")
             schema[name] = {}
             for field in table.schema().fields:
                 primitive = str(getattr(field.type, "type", ""))
@@ -153,8 +243,12 @@ class LocalQueryEngine:
                 raise QueryError(str(exc)) from exc
 
     def query(self, sql: str) -> QueryResult:
+        with workdirs.run_workdir("athena") as scratch:
+            return self._query(sql, scratch)
+
+    def _query(self, sql: str, scratch: Path) -> QueryResult:
         started = time.monotonic()
-        con, schema = self.connect()
+        con, schema = self.connect(scratch)
         try:
             duck_sql = self.transpile(sql, schema)
             try:
