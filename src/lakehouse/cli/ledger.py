@@ -15,9 +15,12 @@ def runs(
     ctx: typer.Context,
     run_id: Annotated[str | None, typer.Option("--id", help="Show one run in detail.")] = None,
     limit: Annotated[int, typer.Option(help="How many recent runs.")] = 50,
+    drains: Annotated[
+        bool, typer.Option("--drains", help="Also list the drains (the executions that took the objects).")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """The run ledger: status, path taken and per-state timings."""
+    """The run ledger: each object's status, path taken and per-state timings."""
     rt = _runtime(ctx)
     ledger = rt.adapters.ledger
     if run_id:
@@ -43,7 +46,10 @@ def runs(
         if record.get("report"):
             out.print(f"report: {_url(record['report'])}", highlight=False)
         return
-    records = ledger.list(limit=limit)
+    from lakehouse.stages.drain import is_drain
+
+    records = [r for r in ledger.list(limit=10_000) if drains or not is_drain(str(r.get("run_id", "")))]
+    records = records[:limit]
     if as_json:
         _print_json(records)
         return

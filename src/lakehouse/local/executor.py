@@ -47,10 +47,32 @@ from lakehouse.local.starter import LocalQueue, QueuedRun
 from lakehouse.local.worker import shared_pool
 from lakehouse.ports import ObjectInfo
 from lakehouse.stages.runtime import Runtime, get_runtime
+from lakehouse.state import FAILED_STATUSES
+from lakehouse.state import RunRecord as LedgerRecord
 
 __all__ = ["NO_SPARK_ROUTE_MAX_BYTES", "LocalOptions", "LocalPipeline", "RunRecord"]
 
 INGEST_MACHINE = "IngestStateMachine"
+# What an object's record takes from its drain's record (the local executor's view of the execution).
+_FROM_DRAIN = (
+    "path",
+    "states",
+    "duration_ms",
+    "execution_status",
+    "execution_arn",
+    "route",
+    "inspection",
+    "checks_query",
+    "checks",
+    "rollback",
+    "quarantine",
+    "table_version",
+    "version_before",
+    "version_after",
+    "report",
+    "finished_at",
+)
+_FINAL = frozenset({"SUCCEEDED", "DUPLICATE", "QUARANTINED", "FAILED"})
 MAINTENANCE_MACHINE = "MaintenanceStateMachine"
 
 
@@ -227,17 +249,26 @@ class LocalPipeline:
         objects = batch.get("objects") if isinstance(batch, dict) else None
         if not isinstance(objects, list):
             return [record]
-        out = []
-        for obj in objects:
-            object_id = str(obj.get("object_id") or "") if isinstance(obj, dict) else ""
-            if object_id == record.run_id:
-                out.append(record)
-                continue
-            data = self.rt.adapters.ledger.get(object_id) or {}
-            status = data.get("status")
-            if status in ("SUCCEEDED", "DUPLICATE", "QUARANTINED", "FAILED"):
-                out.append(RunRecord(object_id, status, data))
-        return out
+        ids = [str(o.get("object_id") or "") for o in objects if isinstance(o, dict)]
+        return [r for r in (self._object_record(record, i) for i in ids) if r is not None]
+
+    def _object_record(self, drain: RunRecord, object_id: str) -> RunRecord | None:
+        """An object's final ledger record with what its drain's execution did (path, timings, report),
+        so `lakehouse runs` shows each object as it showed a run; None while it waits for another drain."""
+        if object_id == drain.run_id:
+            return drain
+        ledger = self.rt.adapters.ledger
+        data = ledger.get(object_id) or {}
+        status = data.get("status")
+        if status not in _FINAL:
+            return None  # requeued by SplitBatch: a later drain finishes it
+        merged = {k: drain.data.get(k) for k in _FROM_DRAIN}
+        merged.update({k: v for k, v in data.items() if v is not None})
+        merged["batch_id"] = drain.run_id
+        if status in FAILED_STATUSES and drain.status in FAILED_STATUSES:
+            merged["error"] = drain.data.get("error") or data.get("error")
+        ledger.put(object_id, LedgerRecord.model_validate(merged).model_dump(mode="json"))
+        return RunRecord(object_id, status, merged)
 
     def record(
         self, result: ExecutionResult, name: str, payload: dict[str, Any], elapsed_s: float
