@@ -16,9 +16,9 @@ from lakehouse.cli import _run_note, _runtime_for_home
 
 pytestmark = pytest.mark.e2e
 
-# The executor kills itself right after the third Task (AcquireTableLease, Inspect, CommitWithLambda):
+# The executor kills itself right after the fourth Task (AcquireTableLease, ClaimBatch, Inspect, CommitWithLambda):
 # the process dies between the commit and RegisterTable (lakehouse.local.faults).
-KILL_AFTER_COMMIT = "3"
+KILL_AFTER_COMMIT = "4"  # AcquireTableLease, ClaimBatch, Inspect, CommitWithLambda
 
 
 def test_rerun_after_a_crash_that_followed_the_commit_says_resumed(cli: Cli, tmp_path: Path) -> None:
@@ -62,4 +62,5 @@ def test_a_duplicate_names_the_run_that_ingested_the_object(cli: Cli, tmp_path: 
     summary = {"run_id": other["run_id"], "status": "DUPLICATE"}
     note = _run_note(_runtime_for_home(cli.home, DATASETS), other, summary)
     version = record["commit"]["version_after"]
-    assert note == f"already ingested by run {record['run_id']} (version {version}); nothing new committed"
+    # The run that committed it is the drain that took the object (its batch).
+    assert note == f"already ingested by run {record['batch_id']} (version {version}); nothing new committed"

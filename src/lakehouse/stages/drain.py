@@ -37,9 +37,10 @@ from lakehouse.state import (
 logger = Logger(child=True)
 
 DRAIN_MARK = "-drain-"
-# Ledger statuses after which an object version is in the table (or settled as a duplicate): a
-# re-delivered event for it is not queued again.
-INGESTED: frozenset[str] = frozenset({"SUCCEEDED", "DUPLICATE", "COMMITTED", "CHECKED"})
+# Ledger statuses of an object version that is queued or being taken: any other status means it was
+# processed, and a re-delivered event for it is not queued again (as Step Functions refuses an execution
+# name it has seen); `lakehouse rerun` applies a rolled-back or quarantined object once more.
+IN_FLIGHT: frozenset[str] = frozenset({"PENDING", "STARTED", "RUNNING"})
 _OBJECT_FIELDS = ("bucket", "key", "version_id", "etag", "size", "sequencer", "event_time", "txn_version")
 
 
@@ -78,8 +79,8 @@ def enqueue(rt: Runtime, dataset: str, obj: ObjectCreated) -> tuple[str, bool]:
     """Record the object version as pending; (its object id, whether it was added)."""
     object_id = execution_name(dataset, obj)
     done = rt.adapters.ledger.get(object_id)
-    if done is not None and str(done.get("status")) in INGESTED:
-        return object_id, False  # ingested already: the event is a re-delivery
+    if done is not None and str(done.get("status")) not in IN_FLIGHT:
+        return object_id, False  # processed already: the event is a re-delivery
     item = PendingObject(
         object_id=object_id,
         dataset=dataset,
