@@ -786,3 +786,12 @@ def test_samconfig_has_the_three_environments() -> None:
             choices = PARAMETERS[name].get("AllowedValues")
             if choices:
                 assert value.strip('"') in [str(c) for c in choices], f"{env}: {name}={value}"
+
+
+def test_every_function_has_a_sam_build_target() -> None:
+    """`sam build` runs `make build-<LogicalId>` for every function (BuildMethod: makefile)."""
+    makefile = (ROOT / "layers" / "functions" / "Makefile").read_text()
+    listed = re.search(r"^FUNCTIONS := (.*?)\n\n", makefile, re.S | re.M)
+    assert listed is not None
+    names = set(listed.group(1).replace("\\", " ").split())
+    assert names == set(FUNCTIONS)
