@@ -16,9 +16,9 @@ from lakehouse.cli import _run_note, _runtime_for_home
 
 pytestmark = pytest.mark.e2e
 
-# The executor kills itself right after the fourth Task (AcquireTableLease, ClaimBatch, Inspect, CommitWithLambda):
-# the process dies between the commit and RegisterTable (lakehouse.local.faults).
-KILL_AFTER_COMMIT = "4"  # AcquireTableLease, ClaimBatch, Inspect, CommitWithLambda
+# The executor kills itself right after the fourth Task (AcquireTableLease, ClaimBatch, Inspect,
+# CommitWithLambda): the process dies between the commit and RegisterTable (lakehouse.local.faults).
+KILL_AFTER_COMMIT = "4"
 
 
 def test_rerun_after_a_crash_that_followed_the_commit_says_resumed(cli: Cli, tmp_path: Path) -> None:

@@ -208,7 +208,9 @@ def test_sqs_batch_partial_failure_lists_only_the_bad_message(aws: dict[str, Any
     # The run ledger records the object as pending and the drain as started.
     item = aws["dynamodb"].get_item(TableName="lakehouse-dev-runs", Key={"run_id": {"S": RUN_ID}})["Item"]
     assert item["status"]["S"] == "PENDING"
-    started = aws["dynamodb"].get_item(TableName="lakehouse-dev-runs", Key={"run_id": {"S": execution["name"]}})
+    started = aws["dynamodb"].get_item(
+        TableName="lakehouse-dev-runs", Key={"run_id": {"S": execution["name"]}}
+    )
     assert started["Item"]["status"]["S"] == "STARTED"
     assert json.loads(good["body"])["detail"]["object"]["key"] != KEY1  # it was URL-encoded
 

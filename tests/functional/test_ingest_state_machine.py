@@ -327,9 +327,7 @@ def test_contract_violation_is_rolled_back_quarantined_and_alerted(
 
     assert result.status == "FAILED", result
     assert result.error == "IngestFailed"
-    head = [*CLAIM, "Inspect"] + (
-        ["Route", "CommitWithLambda"] if failing_state != "Inspect" else []
-    )
+    head = [*CLAIM, "Inspect"] + (["Route", "CommitWithLambda"] if failing_state != "Inspect" else [])
     assert result.visited_names == head + FAILURE_TAIL
     # Invalid input is never retried: exactly one failed attempt.
     assert task_errors(result) == [error]

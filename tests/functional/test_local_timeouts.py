@@ -135,7 +135,12 @@ def test_a_timed_out_commit_is_killed_and_the_run_rolls_back_promptly(
     record = records[0]
     assert record.data["error"]["error"] == "States.Timeout"
     path = record.data["path"]
-    assert path[path.index("CommitWithLambda") :][:3] == ["CommitWithLambda", "Rollback", "Quarantine"]
+    assert path[path.index("CommitWithLambda") :][:4] == [
+        "CommitWithLambda",
+        "Rollback",
+        "IsBatch",
+        "Quarantine",
+    ]
     assert "ReleaseLeaseAfterFailure" in path
     # The commit landed before the hang, and Rollback restored the version before it.
     assert record.data["rollback"]["restored"] is True

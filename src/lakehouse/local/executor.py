@@ -72,6 +72,7 @@ _FROM_DRAIN = (
     "report",
     "finished_at",
 )
+_OBJECT_KEYS = ("bucket", "key", "version_id", "etag", "size")
 _FINAL = frozenset({"SUCCEEDED", "DUPLICATE", "QUARANTINED", "FAILED"})
 MAINTENANCE_MACHINE = "MaintenanceStateMachine"
 
@@ -231,7 +232,12 @@ class LocalPipeline:
         with contextlib.redirect_stdout(sys.stderr):
             arn = sm.start(dict(payload), execution_name=name)
             result = sm.wait(arn, timeout=self.options.execution_timeout_s)
-        record = self.record(result, name, dict(payload), time.monotonic() - started)
+        from lakehouse.local.recorder import final_state
+
+        # A drain's input names no object; a batch of one has it in its state (its report shows it).
+        state = final_state(result)
+        one = {k: state[k] for k in _OBJECT_KEYS if state.get(k) is not None and not payload.get(k)}
+        record = self.record(result, name, {**payload, **one}, time.monotonic() - started)
         return self._settle(result, record)
 
     def _settle(self, result: ExecutionResult, record: RunRecord) -> list[RunRecord]:
