@@ -69,7 +69,7 @@ class RunRecorder:
         status: RunStatus = outcome["status"]
         data: dict[str, Any] = {
             **outcome,
-            **{k: v for k, v in payload.items() if k not in outcome},
+            **{k: v for k, v in payload.items() if outcome.get(k) in (None, "")},
             **self._extras(result, state, outcome, str(payload.get("dataset", ""))),
             "duration_ms": round(elapsed_s * 1000, 1),
         }
