@@ -1,14 +1,14 @@
 """Athena, locally: DuckDB over the local Delta tables, the SQL transpiled by `athena_to_duckdb`.
 
-Each dataset's table (and each derived model) is a view named after it, in the default schema and in a
-schema named after the Glue database, so both `orders` and `lakehouse.orders` (what the check queries
-say) resolve. A local table is read by DuckDB's own Parquet reader over the files of its current Delta
-snapshot (`delta_view_sql`): projections, filters and aggregates are pushed into the scan and no table is
-ever loaded whole into Arrow. Tables DuckDB cannot read that way (in an object store: no `httpfs` offline;
-deletion vectors; column mapping) fall back to deltalake's `to_pyarrow_dataset()`, which is scanned
-lazily too. Either way DuckDB needs no extension download. Each query runs under the engine's memory limit
-(`DUCKDB_MEMORY_LIMIT`) and spills to a scratch folder beyond it, so a check over a large table stays in
-bounded memory.
+Each dataset's table (and each derived model) that a query names is a view named after it, in the
+default schema and in a schema named after the Glue database, so both `orders` and `lakehouse.orders`
+(what the check queries say) resolve. A local table is read by DuckDB's own Parquet reader over the
+files of its current Delta snapshot (`delta_view_sql`): projections, filters and aggregates are pushed
+into the scan and no table is ever loaded whole into Arrow. Tables DuckDB cannot read that way (in an
+object store: no `httpfs` offline; deletion vectors; column mapping) fall back to deltalake's
+`to_pyarrow_dataset()`, which is scanned lazily too. Either way DuckDB needs no extension download. Each
+query runs under the engine's memory limit (`DUCKDB_MEMORY_LIMIT`) and spills to a scratch folder beyond
+it, so a check over a large table stays in bounded memory.
 """
 
 from __future__ import annotations
