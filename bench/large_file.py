@@ -13,8 +13,11 @@ Three subprocesses on the same file, one after the other:
 
 Peak RSS: `ru_maxrss` from `os.wait4` for each child (the largest process of the child's tree that was
 waited for), and for the pipeline also a psutil sample every 50 ms of each process in its tree (the
-executor, the fork server, the Lambda workers), which says *which* process peaked. Per-state timings
-come from the run ledger (`lakehouse runs --json`).
+executor, the fork server, the Lambda workers), which says *which* process peaked. CPU seconds (user +
+system) come from the same places and move less than wall times when the machine is shared; so do the
+per-round ratios. Per-state timings come from the run ledger (`lakehouse runs --json`); the landing copy
+(what `lakehouse run` does before the state machine starts) and the run's checks query are timed again
+on their own.
 
 Run: .venv/bin/python bench/large_file.py [--scale 1] [--rounds 1] [--skip-engine]
 Targets (2 cores): pipeline wall time <= 1.0x the baseline's; engine peak RSS <= 600 MB.
