@@ -133,3 +133,32 @@ def test_tables_in_an_object_store_fall_back_to_deltalake(evolved_table: tuple[R
     con = duckdb.connect()
     assert delta_view_sql(con, "lineitem", DeltaTable(uri), "s3://lake/tables/lineitem") is None
     assert delta_view_sql(con, "lineitem", DeltaTable(uri), uri) is not None
+
+
+def test_a_query_opens_only_the_tables_it_names(
+    evolved_table: tuple[Runtime, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every view costs a Delta log read and the Parquet footers of the table's files: a query pays only
+    for the tables it reads, not for every table of the lake."""
+    from lakehouse.local import athena
+
+    rt, _ = evolved_table
+    write_deltalake(rt.table_uri("orders"), pa.table({"o_orderkey": pa.array([1, 2], pa.int64())}))
+    viewed: list[str] = []
+    real = athena.delta_view_sql
+
+    def spy(con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable, uri: str) -> str | None:
+        viewed.append(name)
+        return real(con, name, table, uri)
+
+    monkeypatch.setattr(athena, "delta_view_sql", spy)
+    engine = LocalQueryEngine(rt)
+    assert engine.query("SELECT 1 AS one").rows == [(1,)]
+    assert viewed == []
+    assert engine.query("SELECT count(*) FROM lakehouse.LineItem").rows == [(120 - len(range(0, 120, 7)),)]
+    assert viewed == ["lineitem"]
+    viewed.clear()
+    cte = "WITH o AS (SELECT * FROM orders) SELECT count(*) FROM o"
+    assert engine.query(cte).rows == [(2,)]
+    assert viewed == ["orders"]
+    assert set(engine.tables()) >= {"lineitem", "orders"}

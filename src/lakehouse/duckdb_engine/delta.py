@@ -20,8 +20,7 @@ T = TypeVar("T")
 
 # Row groups of 32Ki rows: delta-rs buffers a row group per open partition writer, so the
 # parquet default (1Mi rows) costs ~100 MB per partition of a wide table. 32Ki instead of 64Ki rows
-# lowered the engine's peak on TPC-H lineitem SF1 (7 partitions) from 598-663 MB to 539-563 MB at the
-# same speed (docs/BENCHMARKS.md).
+# lowered the engine's peak on TPC-H lineitem SF1 (7 partitions) to a median of 585 MB (docs/BENCHMARKS.md).
 WRITER_PROPERTIES = WriterProperties(max_row_group_size=32 * 1024, compression="SNAPPY")
 
 # delta-rs keeps each open data file in memory until it is complete, one per partition being

@@ -1,14 +1,14 @@
 """Athena, locally: DuckDB over the local Delta tables, the SQL transpiled by `athena_to_duckdb`.
 
-Each dataset's table (and each derived model) is a view named after it, in the default schema and in a
-schema named after the Glue database, so both `orders` and `lakehouse.orders` (what the check queries
-say) resolve. A local table is read by DuckDB's own Parquet reader over the files of its current Delta
-snapshot (`delta_view_sql`): projections, filters and aggregates are pushed into the scan and no table is
-ever loaded whole into Arrow. Tables DuckDB cannot read that way (in an object store: no `httpfs` offline;
-deletion vectors; column mapping) fall back to deltalake's `to_pyarrow_dataset()`, which is scanned
-lazily too. Either way DuckDB needs no extension download. Each query runs under the engine's memory limit
-(`DUCKDB_MEMORY_LIMIT`) and spills to a scratch folder beyond it, so a check over a large table stays in
-bounded memory.
+Each dataset's table (and each derived model) that a query names is a view named after it, in the
+default schema and in a schema named after the Glue database, so both `orders` and `lakehouse.orders`
+(what the check queries say) resolve. A local table is read by DuckDB's own Parquet reader over the
+files of its current Delta snapshot (`delta_view_sql`): projections, filters and aggregates are pushed
+into the scan and no table is ever loaded whole into Arrow. Tables DuckDB cannot read that way (in an
+object store: no `httpfs` offline; deletion vectors; column mapping) fall back to deltalake's
+`to_pyarrow_dataset()`, which is scanned lazily too. Either way DuckDB needs no extension download. Each
+query runs under the engine's memory limit (`DUCKDB_MEMORY_LIMIT`) and spills to a scratch folder beyond
+it, so a check over a large table stays in bounded memory.
 """
 
 from __future__ import annotations
@@ -135,6 +135,18 @@ def _missing_function_hint(exc: Exception) -> str:
     return f"\n{name}: not available in the local query engine (DuckDB){hint}"
 
 
+def referenced_tables(sql: str) -> set[str] | None:
+    """The (lower-case) names of the tables an Athena query names; None if it does not parse (then every
+    table gets a view and the transpiler reports the error)."""
+    try:
+        statements = sqlglot.parse(sql, read="athena")
+    except sqlglot.errors.SqlglotError:
+        return None
+    return {
+        t.name.lower() for tree in statements if tree is not None for t in tree.find_all(sqlglot.exp.Table)
+    }
+
+
 class QueryError(RuntimeError):
     """The query failed (bad SQL, unknown table...); the message is DuckDB's or sqlglot's."""
 
@@ -178,8 +190,9 @@ class LocalQueryEngine:
         """name -> Delta URI of every dataset table and derived model that exists."""
         return {name: uri for name, (uri, _) in self._open_tables().items()}
 
-    def _open_tables(self) -> dict[str, tuple[str, DeltaTable]]:
-        """name -> (Delta URI, its table at the current version) of every table and model that exists."""
+    def _open_tables(self, only: set[str] | None = None) -> dict[str, tuple[str, DeltaTable]]:
+        """name -> (Delta URI, its table at the current version) of every table and model that exists
+        (of those named in `only`, when given)."""
         found: dict[str, tuple[str, DeltaTable]] = {}
         try:
             contracts = [self.rt.contract(name) for name in self.rt.contracts.names()]
@@ -189,17 +202,21 @@ class LocalQueryEngine:
             uris = {contract.name: self.rt.table_uri(contract.name)}
             uris.update({model.name: self.rt.derived_uri(model.name) for model in contract.derived})
             for name, uri in uris.items():
+                if only is not None and name.lower() not in only:
+                    continue
                 table = open_table(uri, self.rt.storage_options)
                 if table is not None:
                     found[name] = (uri, table)
         return found
 
     def connect(
-        self, scratch: Path | None = None
+        self, scratch: Path | None = None, only: set[str] | None = None
     ) -> tuple[duckdb.DuckDBPyConnection, dict[str, dict[str, str]]]:
         """A connection with the views, and the schema (table -> column -> type) for the transpiler.
 
-        With `scratch`, DuckDB keeps to the engine's memory limit and spills there beyond it.
+        With `scratch`, DuckDB keeps to the engine's memory limit and spills there beyond it. With
+        `only`, just the tables of those (lower-case) names get a view: a query pays for the tables it
+        reads, not for every table of the lake.
         """
         config: dict[str, Any] = {"threads": max(1, self.rt.settings.duckdb_threads)}
         if scratch is not None:
@@ -212,14 +229,8 @@ class LocalQueryEngine:
         database = self.rt.settings.glue_database
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(database)}")
         schema: dict[str, dict[str, str]] = {}
-        for name, (uri, table) in self._open_tables().items():
-            body = delta_view_sql(con, name, table, uri)
-            if body is None:  # deltalake's lazily scanned dataset
-                hidden = f"__delta_{name}"
-                con.register(hidden, delta_dataset(uri, self.rt.storage_options))
-                body = f"SELECT * FROM {_quote(hidden)}"
-            for qualified in (_quote(name), f"{_quote(database)}.{_quote(name)}"):
-                con.execute(f"CREATE OR REPLACE VIEW {qualified} AS {body}")
+        for name, (uri, table) in self._open_tables(only).items():
+            self._add_view(con, name, uri, table)
             schema[name] = {}
             for field in table.schema().fields:
                 primitive = str(getattr(field.type, "type", ""))
@@ -227,6 +238,16 @@ class LocalQueryEngine:
                 if type(field.type).__name__ == "PrimitiveType":
                     schema[name][field.name] = TRINO_TYPES.get(primitive, primitive)
         return con, schema
+
+    def _add_view(self, con: duckdb.DuckDBPyConnection, name: str, uri: str, table: DeltaTable) -> None:
+        """The view `name` (and `<database>.name`) over the table: DuckDB's reader, else deltalake's."""
+        body = delta_view_sql(con, name, table, uri)
+        if body is None:  # deltalake's lazily scanned dataset
+            hidden = f"__delta_{name}"
+            con.register(hidden, delta_dataset(uri, self.rt.storage_options))
+            body = f"SELECT * FROM {_quote(hidden)}"
+        for qualified in (_quote(name), f"{_quote(self.rt.settings.glue_database)}.{_quote(name)}"):
+            con.execute(f"CREATE OR REPLACE VIEW {qualified} AS {body}")
 
     def transpile(self, sql: str, schema: Mapping[str, Mapping[str, str]] | None = None) -> str:
         try:
@@ -248,7 +269,7 @@ class LocalQueryEngine:
 
     def _query(self, sql: str, scratch: Path) -> QueryResult:
         started = time.monotonic()
-        con, schema = self.connect(scratch)
+        con, schema = self.connect(scratch, only=referenced_tables(sql))
         try:
             duck_sql = self.transpile(sql, schema)
             try:
