@@ -256,6 +256,10 @@ class LocalPipeline:
         if not isinstance(objects, list):
             return [record]
         ids = [str(o.get("object_id") or "") for o in objects if isinstance(o, dict)]
+        if not ids:
+            # A drain resumed after FinishBatch finds its objects settled already: report them.
+            ledger = self.rt.adapters.ledger.list(limit=100_000)
+            ids = [str(r["run_id"]) for r in ledger if r.get("batch_id") == record.run_id]
         return [r for r in (self._object_record(record, i) for i in ids) if r is not None]
 
     def _object_record(self, drain: RunRecord, object_id: str) -> RunRecord | None:
