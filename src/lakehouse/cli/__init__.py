@@ -51,6 +51,7 @@ def main_options(
 app.command()(ingest.demo)
 app.command()(ingest.run)
 app.command()(ingest.watch)
+app.command()(ingest.backfill)
 app.command()(invoke.invoke)
 app.command()(tables.query)
 app.command("tables")(tables.tables_command)

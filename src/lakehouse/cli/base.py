@@ -63,6 +63,8 @@ def _pipeline(
     no_spark: bool = False,
     route_max_bytes: int | None = None,
     route: str | None = None,
+    batch_size: int | None = None,
+    batch_bytes: int | None = None,
 ) -> Any:
     from lakehouse.local.executor import LocalOptions, LocalPipeline
     from lakehouse.local.project import ProjectError
@@ -78,12 +80,38 @@ def _pipeline(
                 # --route glue: Spark is required (a clear error now, not a failed run later).
                 spark=False if no_spark else (True if route == "glue" else None),
                 lambda_route_max_bytes=route_max_bytes,
+                parameters=_batch_parameters(batch_size, batch_bytes),
             )
         )
     except ProjectError as exc:
         raise _fail(str(exc)) from exc
     _ = pipeline.rt.contracts  # bad contracts stop the command here, every problem listed
     return pipeline
+
+
+def _batch_parameters(batch_size: int | None, batch_bytes: int | None) -> dict[str, str]:
+    """Template parameter overrides for a drain's batch limits (`--batch-size 1`: one object per drain)."""
+    out: dict[str, str] = {}
+    for name, value in (("BatchMaxObjects", batch_size), ("BatchMaxBytes", batch_bytes)):
+        if value is not None:
+            if value < 1:
+                raise _fail(f"--{'batch-size' if name == 'BatchMaxObjects' else 'batch-bytes'} must be >= 1")
+            out[name] = str(value)
+    return out
+
+
+BatchSizeOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--batch-size",
+        help="Most objects a drain commits in one transaction (default: the template's BatchMaxObjects, "
+        "100); 1 keeps one object per drain, for debugging.",
+    ),
+]
+BatchBytesOpt = Annotated[
+    int | None,
+    typer.Option("--batch-bytes", help="Most bytes a drain commits in one transaction (default 64 MiB)."),
+]
 
 
 def _runtime(ctx: typer.Context) -> Any:

@@ -11,7 +11,16 @@ from typing import Annotated, Any
 
 import typer
 
-from lakehouse.cli.base import JsonOpt, NoSparkOpt, _fail, _globals, _pipeline, _records_for
+from lakehouse.cli.base import (
+    BatchBytesOpt,
+    BatchSizeOpt,
+    JsonOpt,
+    NoSparkOpt,
+    _fail,
+    _globals,
+    _pipeline,
+    _records_for,
+)
 from lakehouse.cli.render import (
     _as_dict,
     _err,
@@ -135,10 +144,13 @@ def run(
         ),
     ] = "auto",
     no_spark: NoSparkOpt = False,
+    batch_size: BatchSizeOpt = None,
+    batch_bytes: BatchBytesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Copy files into the local landing area and run the pipeline for each (exit 1 if any failed)."""
-    pipeline = _pipeline(ctx, no_spark=no_spark, route=route)
+    """Copy files into the local landing area and ingest them through the pending set and drains (exit 1
+    if any failed)."""
+    pipeline = _pipeline(ctx, no_spark=no_spark, route=route, batch_size=batch_size, batch_bytes=batch_bytes)
     run_ids: list[str] = []
     duplicates: list[dict[str, Any]] = []
     for path in files:
@@ -152,6 +164,13 @@ def run(
         run_ids.append(started["run_id"])
         if not started.get("queued"):
             duplicates.append(started)
+    _drain_and_report(pipeline, run_ids, duplicates, as_json=as_json)
+
+
+def _drain_and_report(
+    pipeline: Any, run_ids: list[str], duplicates: list[dict[str, Any]], *, as_json: bool
+) -> None:
+    """Run the drains until nothing is pending, then print each object's outcome (exit 1 if one failed)."""
     with _RunProgress(not as_json) as progress:
         executed = {r.run_id for r in pipeline.drain(on_start=progress.started, on_done=progress.finished)}
     records = _records_for(pipeline, run_ids)
@@ -173,6 +192,33 @@ def run(
         out.print(f"report: {_url(pipeline.home / 'reports' / 'index.html')}", highlight=False)
     if failed:
         raise typer.Exit(1)
+
+
+def backfill(
+    ctx: typer.Context,
+    prefix: Annotated[str, typer.Argument(help="Only keys under this prefix of the landing bucket.")] = "",
+    no_spark: NoSparkOpt = False,
+    batch_size: BatchSizeOpt = None,
+    batch_bytes: BatchBytesOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ingest objects that already sit in the landing bucket (their current versions), exactly once with
+    respect to what was ingested before: a version already processed is not queued again, and one whose
+    app transaction is in the table adds nothing."""
+    pipeline = _pipeline(ctx, no_spark=no_spark, batch_size=batch_size, batch_bytes=batch_bytes)
+    bucket = pipeline.rt.settings.landing_bucket
+    run_ids: list[str] = []
+    duplicates: list[dict[str, Any]] = []
+    for key in sorted(pipeline.rt.adapters.objects.list(bucket, prefix)):
+        started = pipeline.submit(key)
+        if started is None:
+            continue  # no contract claims it (or a folder marker)
+        run_ids.append(started["run_id"])
+        if not started.get("queued"):
+            duplicates.append(started)
+    if not run_ids:
+        raise _fail(f"no object under s3://{bucket}/{prefix} belongs to a dataset", 1)
+    _drain_and_report(pipeline, run_ids, duplicates, as_json=as_json)
 
 
 def _run_note(rt: Any, record: dict[str, Any], summary: dict[str, Any]) -> str | None:
@@ -219,12 +265,15 @@ def watch(
         int, typer.Option("--debounce-ms", help="A file is complete once its size is stable this long.")
     ] = 500,
     no_spark: NoSparkOpt = False,
+    batch_size: BatchSizeOpt = None,
+    batch_bytes: BatchBytesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Watch the landing area (<home>/buckets/landing/) and run the pipeline for each new complete file."""
+    """Watch the landing area (<home>/buckets/landing/) and ingest each new complete file (pending set,
+    drains)."""
     from lakehouse.local.watch import LandingWatcher
 
-    pipeline = _pipeline(ctx, no_spark=no_spark)
+    pipeline = _pipeline(ctx, no_spark=no_spark, batch_size=batch_size, batch_bytes=batch_bytes)
     console = _err()
 
     def on_event(kind: str, info: dict[str, Any]) -> None:
