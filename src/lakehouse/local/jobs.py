@@ -245,7 +245,7 @@ class LocalJobs:
         rt = self.rt
         objects = rt.adapters.objects
         result = rt.layout.commit_result(run.run_id)
-        rejects = rt.layout.rejects(run.dataset, run.run_id)
+        rejects = rt.layout.rejects(run.dataset, run.object_id)  # the object's own rows, as on Lambda
         argv = ["ingest_large_object.py"]
         for key, value in arguments.items():
             argv += [str(key), str(value)]

@@ -80,7 +80,8 @@ def ingest_run(
     """Ingest the object a state-machine run names and write `$.commit` as JSON to `result_uri`.
 
     Defaults follow `lakehouse.layout`: the object is `s3://<bucket>/<key>`, rejects go to
-    `s3://<quarantine>/rows/<dataset>/<run_id>/rejects.parquet`, the result to
+    `s3://<quarantine>/rows/<dataset>/<object_id>/rejects.parquet` (a drain's batch of one names its
+    object; else the run id), the result to
     `s3://<lake>/runs/<run_id>/commit.json`. Local runs pass the folders instead.
     """
     from lakehouse.spark.ingest import ingest_object
@@ -99,7 +100,8 @@ def ingest_run(
     if rejects_uri is None:
         if not quarantine_bucket:
             raise ContractError("rejects_uri or quarantine_bucket is required")
-        rejects_uri = layout.s3_uri(quarantine_bucket, layout.rejects_key(dataset, run_id))
+        object_id = str(state.get("object_id") or run_id)
+        rejects_uri = layout.s3_uri(quarantine_bucket, layout.rejects_key(dataset, object_id))
     if result_uri is None:
         if not lake_bucket:
             raise ContractError("result_uri or lake_bucket is required")
