@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     # (docs/ARCHITECTURE.md, "Pending set and drains"; 1 keeps one object per drain for debugging).
     batch_max_objects: int = Field(100, alias="BATCH_MAX_OBJECTS", ge=1)
     batch_max_bytes: int = Field(64 * 1024 * 1024, alias="BATCH_MAX_BYTES", ge=1)
+    # A drain refreshes its dataset's derived tables only if the last refresh is at least this old.
+    derived_refresh_min_interval_s: int = Field(0, alias="DERIVED_REFRESH_MIN_INTERVAL_S", ge=0)
     # DuckDB's memory limit inside the engine; keeps peak RSS flat whatever the file size.
     duckdb_memory_limit: str = Field("256MB", alias="DUCKDB_MEMORY_LIMIT")
     duckdb_threads: int = Field(2, alias="DUCKDB_THREADS")

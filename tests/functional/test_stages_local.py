@@ -61,3 +61,29 @@ def test_derived_tables_are_registered_and_a_missing_one_is_reported(tmp_path: P
         "orders",
         "revenue",
     ]
+
+
+@pytest.mark.parametrize(("interval", "expected"), [(0, True), (3600, False)])
+def test_derived_refresh_is_skipped_within_its_minimum_interval(
+    tmp_path: Path, interval: int, expected: bool
+) -> None:
+    import duckdb
+    from deltalake import write_deltalake
+
+    rt = Runtime.create(
+        Settings(
+            LAKEHOUSE_BACKEND="local",
+            LAKEHOUSE_HOME=tmp_path,
+            DATASETS_DIR=ROOT / "datasets",
+            DERIVED_REFRESH_MIN_INTERVAL_S=interval,
+        )
+    )
+    header = b"o_orderkey,o_custkey,o_orderstatus,o_totalprice,o_orderdate,o_orderpriority,o_clerk,"
+    body = header + b"o_shippriority,o_comment\n1,2,O,3.00,1996-01-02,5-LOW,C,0,x\n"
+    rt.adapters.objects.put_bytes("landing", "orders/a.csv", body)
+    state = {"run_id": "orders-3", "dataset": "orders", "bucket": "landing", "key": "orders/a.csv"}
+    assert inspect_object(rt, state)["has_derived"] is True  # never refreshed: due whatever the interval
+
+    # Refreshed just now: within an hour's interval the next drain skips it.
+    write_deltalake(rt.derived_uri("orders_by_status"), duckdb.sql("SELECT 'O' AS o_orderstatus, 1 AS n"))
+    assert inspect_object(rt, state)["has_derived"] is expected

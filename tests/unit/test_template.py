@@ -607,6 +607,7 @@ def test_environment_variables_name_existing_resources() -> None:
             "PENDING_TABLE",
             "BATCH_MAX_OBJECTS",
             "BATCH_MAX_BYTES",
+            "DERIVED_REFRESH_MIN_INTERVAL_S",
             "GLUE_DATABASE",
             "LAMBDA_ROUTE_MAX_BYTES",
             "LEASE_TTL_SECONDS",
