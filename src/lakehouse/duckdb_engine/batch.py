@@ -2,7 +2,7 @@
 
 Each object runs the one ingest flow (`lakehouse.ingest_core.ingest`) against the real table's state,
 so its duplicate check, schema checks, row rules, counts and rejects are exactly a single file's; only
-its accepted rows go to a scratch table in the work folder instead of the lake. When every object of
+its accepted rows go to a Parquet file in the work folder instead of the lake. When every object of
 the batch has passed, `commit_staged` appends all scratch rows to the table in one commit that carries
 one app transaction per object version. A file that fails raises its own error, naming the object, and
 nothing is committed: the drain splits it out and the rest commit in the next batch.
@@ -21,7 +21,7 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from lakehouse.commit_log import SEARCH_DEPTH, commit_metadata, find_commit, is_own_commit
 from lakehouse.contracts.model import Contract
 from lakehouse.duckdb_engine.delta import TARGET_FILE_SIZE, WRITER_PROPERTIES, open_table, with_commit_retries
-from lakehouse.duckdb_engine.ingest import DuckDBBackend, _AppendStream, _Txn
+from lakehouse.duckdb_engine.ingest import DuckDBSteps, _Txn
 from lakehouse.ingest_core import (
     Committed,
     Counts,
@@ -37,25 +37,14 @@ from lakehouse.sql.evolution import commit_select
 from lakehouse.table_properties import TABLE_CONFIGURATION
 
 
-class _StagingBackend(DuckDBBackend):
-    """The DuckDB engine, writing an object's accepted rows to a scratch table instead of the lake."""
+class _StagingBackend(DuckDBSteps):
+    """The DuckDB engine's steps, writing an object's accepted rows to a Parquet file in the work folder
+    instead of the lake (the flow's two passes: count and check, then this "commit")."""
 
-    def __init__(self, *args: Any, stage_uri: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, stage_path: Path, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.stage_uri = stage_uri
+        self.stage_path = stage_path
         self.merge_schema = False
-
-    def append_streaming(
-        self, plan: IngestPlan, absent: list[tuple[str, str]], merge_schema: bool, txn: Txn, name: str
-    ) -> tuple[Committed, Counts] | None:
-        stream = _AppendStream(self.con, plan, absent, name)
-        # No app transaction here: the scratch table is this object's alone; the lake commit has it.
-        stream.write(None, self.stage_uri, None, False, CommitProperties(), partitioned=False)
-        self.merge_schema = merge_schema
-        assert self._source is not None
-        self._malformed = self._source.malformed_lines()
-        stream.counts.malformed = len(self._malformed)
-        return Committed(stream.counts.accepted, -1), stream.counts
 
     def create_table(self, plan: IngestPlan, contract: Contract) -> None:
         """Nothing yet: the batch's one commit creates the table."""
@@ -63,9 +52,11 @@ class _StagingBackend(DuckDBBackend):
     def commit(
         self, plan: IngestPlan, absent: list[tuple[str, str]], merge_schema: bool, txn: Txn, counts: Counts
     ) -> Committed | None:
-        """A merge or partition overwrite: the rows it would commit (deduplicated per key) to scratch."""
+        """The rows this object would commit (a merge's deduplicated per key), to Parquet."""
         self.merge_schema = merge_schema
-        write_deltalake(self.stage_uri, self.con.sql(commit_select(plan, absent).sql(dialect="duckdb")))
+        rows = commit_select(plan, absent).sql(dialect="duckdb")
+        target = "'" + str(self.stage_path).replace("'", "''") + "'"
+        self.con.execute(f"COPY ({rows}) TO {target} (FORMAT parquet)")
         return Committed(counts.accepted, -1)
 
 
@@ -75,7 +66,7 @@ class StagedObject:
 
     result: IngestResult
     txn: Txn
-    stage_uri: str | None = None
+    staged_rows: str | None = None
     merge_schema: bool = False
 
 
@@ -94,7 +85,7 @@ def stage_file(  # noqa: PLR0913 - the engine entry point; every option after `*
     source_name: str,
 ) -> StagedObject:
     """Run the ingest flow of one object of a batch; its rows end in a scratch table under `work_dir`."""
-    stage_uri = str(work_dir / "staged")
+    stage_path = work_dir / "staged.parquet"
     backend = _StagingBackend(
         path,
         table_uri,
@@ -102,12 +93,12 @@ def stage_file(  # noqa: PLR0913 - the engine entry point; every option after `*
         storage_options,
         memory_limit=memory_limit,
         threads=threads,
-        stage_uri=stage_uri,
+        stage_path=stage_path,
     )
     txn = _Txn(app_id, txn_version, meta)
     result = ingest(backend, contract, meta, txn, source_name)
     staged = result.status == "committed" and not result.resumed
-    return StagedObject(result, txn, stage_uri if staged else None, backend.merge_schema)
+    return StagedObject(result, txn, str(stage_path) if staged else None, backend.merge_schema)
 
 
 def commit_staged(
@@ -128,7 +119,7 @@ def commit_staged(
     finds this run's own app transactions applied already (a retry after the commit landed) returns
     that commit.
     """
-    todo = [s for s in staged if s.stage_uri is not None]
+    todo = [s for s in staged if s.staged_rows is not None]
     if not todo:
         return None
     props = CommitProperties(
@@ -172,9 +163,8 @@ class _BatchWriter:
         self.merge_schema = merge_schema
         parts = []
         for seq, staged in enumerate(todo):
-            files = DeltaTable(str(staged.stage_uri)).file_uris()
-            listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-            parts.append(f"SELECT *, {seq} AS {_SEQ} FROM read_parquet([{listed}])")
+            path = "'" + str(staged.staged_rows).replace("'", "''") + "'"
+            parts.append(f"SELECT *, {seq} AS {_SEQ} FROM read_parquet({path})")
         self.union = " UNION ALL BY NAME ".join(parts)
         self.accepted = sum(s.result.rows_written for s in todo)
 

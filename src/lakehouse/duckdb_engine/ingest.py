@@ -240,8 +240,9 @@ class _StreamAbortError(Exception):
     """Raised inside the batch stream to stop delta-rs before it commits."""
 
 
-class DuckDBBackend:
-    """The Lambda-sized engine: DuckDB reads and transforms, delta-rs commits (no pyarrow)."""
+class DuckDBSteps:
+    """The Lambda-sized engine's steps: DuckDB reads and transforms, delta-rs commits (no pyarrow).
+    Without the one-pass append, every write mode takes the flow's two passes (count, then commit)."""
 
     def __init__(
         self,
@@ -448,6 +449,10 @@ class DuckDBBackend:
         cols = ", ".join(ident(c).sql(dialect="duckdb") for c in contract.partition_by)
         values = self.con.execute(f"SELECT DISTINCT {cols} FROM ({commit_sql})").fetchall()
         return partition_predicate(contract.partition_by, values, "duckdb")
+
+
+class DuckDBBackend(DuckDBSteps):
+    """The Lambda-sized engine, with DuckDB's single-pass streaming append (`StreamingAppend`)."""
 
     # -- the one-pass append (StreamingAppend) -----------------------------------------------------
 
