@@ -3,7 +3,7 @@
 Each object runs the one ingest flow (`lakehouse.ingest_core.ingest`) against the real table's state,
 so its duplicate check, schema checks, row rules, counts and rejects are exactly a single file's; only
 its accepted rows go to a Parquet file in the work folder instead of the lake. When every object of
-the batch has passed, `commit_staged` appends all scratch rows to the table in one commit that carries
+the batch has passed, `commit_staged` commits all staged rows to the table in one commit that carries
 one app transaction per object version. A file that fails raises its own error, naming the object, and
 nothing is committed: the drain splits it out and the rest commit in the next batch.
 """
@@ -84,7 +84,7 @@ def stage_file(  # noqa: PLR0913 - the engine entry point; every option after `*
     threads: int,
     source_name: str,
 ) -> StagedObject:
-    """Run the ingest flow of one object of a batch; its rows end in a scratch table under `work_dir`."""
+    """Run the ingest flow of one object of a batch; its rows end in a Parquet file under `work_dir`."""
     stage_path = work_dir / "staged.parquet"
     backend = _StagingBackend(
         path,

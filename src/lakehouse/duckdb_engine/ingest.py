@@ -563,12 +563,8 @@ class _AppendStream:
         storage_options: dict[str, str] | None,
         merge_schema: bool,
         props: CommitProperties,
-        *,
-        partitioned: bool = True,
     ) -> None:
-        """One write attempt: the stream from the start, into `table` (created by this commit if None).
-
-        `partitioned=False` writes the partition columns into the files (a batch's scratch table)."""
+        """One write attempt: the stream from the start, into `table` (created by this commit if None)."""
         from arro3.core import RecordBatchReader, Schema
 
         self.counts = Counts()
@@ -588,7 +584,7 @@ class _AppendStream:
                 table if table is not None else table_uri,
                 stream,
                 mode="append",
-                partition_by=(list(self.plan.contract.partition_by) or None) if partitioned else None,
+                partition_by=list(self.plan.contract.partition_by) or None,
                 schema_mode="merge" if merge_schema else None,
                 configuration=TABLE_CONFIGURATION if table is None else None,
                 storage_options=storage_options if table is None else None,
