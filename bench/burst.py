@@ -18,6 +18,7 @@ import os
 import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +26,31 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from local_pipeline import small_orders  # noqa: E402
+
+
+class _PeakRss(threading.Thread):
+    """The largest RSS of any child process (the task workers run the engine), sampled every 50 ms:
+    forkserver workers are never waited for, so getrusage(RUSAGE_CHILDREN) does not see them."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak_children = 0
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._done.wait(0.05):
+            for child in me.children(recursive=True):
+                try:
+                    self.peak_children = max(self.peak_children, child.memory_info().rss)
+                except psutil.Error:
+                    continue
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
 
 
 def main() -> None:
@@ -58,6 +84,8 @@ def main() -> None:
                 reports=False,
             )
         )
+        sampler = _PeakRss()
+        sampler.start()
         started = time.perf_counter()
         for path in files:
             pipeline.submit(pipeline.land_file(path))
@@ -79,8 +107,9 @@ def main() -> None:
         for record in records:
             statuses[record.status] = statuses.get(record.status, 0) + 1
         drains = len({str(r.data.get("batch_id")) for r in records})
+        sampler.stop()
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        workers_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        workers_mb = sampler.peak_children / 1024 / 1024
         print(f"files:                 {args.files} x {args.rows} rows")
         print(f"landed + queued:       {queued_s:.1f} s")
         print(f"all committed+checked: {elapsed:.1f} s  ({args.files / elapsed:.1f} files/s)")
