@@ -167,6 +167,3 @@ class PendingSet(Protocol):
 
     def remove(self, dataset: str, object_ids: list[str]) -> None:
         """Delete the items (their drain finished with them)."""
-
-    def datasets(self) -> list[str]:
-        """Datasets that have items (a sweep kicks their drains)."""

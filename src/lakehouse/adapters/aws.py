@@ -341,7 +341,22 @@ class S3ObjectStore:
         return opts
 
 
-class DynamoDbLeaseStore:
+class _DynamoDbTable:
+    """One DynamoDB table, its client created on first use (a Lambda cold start pays only for what runs)."""
+
+    def __init__(self, table_name: str, region: str, client: Any = None) -> None:
+        self.table_name = table_name
+        self._clients = _Clients(region)
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._clients.get("dynamodb")
+        return self._client
+
+
+class DynamoDbLeaseStore(_DynamoDbTable):
     """Leases in a DynamoDB table keyed by `table_name` (S), with TTL enabled on the `ttl` attribute.
 
     TTL only tidies up (DynamoDB deletes expired items within days); correctness comes from the
@@ -355,16 +370,8 @@ class DynamoDbLeaseStore:
         client: Any = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.table_name = table_name
-        self._clients = _Clients(region)
-        self._client = client
+        super().__init__(table_name, region, client)
         self._clock = clock
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = self._clients.get("dynamodb")
-        return self._client
 
     def acquire(self, table: str, owner: str, ttl_seconds: int) -> Lease:
         now = self._clock()
@@ -581,23 +588,12 @@ class SnsEventBridgeNotifier:
             raise LakehouseError(text)
 
 
-class DynamoDbRunLedger:
+class DynamoDbRunLedger(_DynamoDbTable):
     """Run records in a DynamoDB table keyed by `run_id` (S).
 
     The record is stored as one JSON string (`record`), so floats and nested values need no DynamoDB
     type mapping; `status`, `dataset` and `updated_at` are copied to top-level attributes for the console.
     """
-
-    def __init__(self, table_name: str, region: str, client: Any = None) -> None:
-        self.table_name = table_name
-        self._clients = _Clients(region)
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = self._clients.get("dynamodb")
-        return self._client
 
     def put(self, run_id: str, record: Mapping[str, Any]) -> None:
         body = {**dict(record), "run_id": run_id}
@@ -635,24 +631,13 @@ class DynamoDbRunLedger:
         return records[:limit]
 
 
-class DynamoDbPendingSet:
+class DynamoDbPendingSet(_DynamoDbTable):
     """The pending set in a DynamoDB table keyed by `dataset` (S, hash) and `object_id` (S, range).
 
     The item is stored as one JSON string (`item`) with `status` and `drain_id` as top-level attributes,
     because the conditions test them: `add` creates only (attribute_not_exists), `claim` takes only a
     `pending` item. Finished items are deleted, so a Query reads only live items.
     """
-
-    def __init__(self, table_name: str, region: str, client: Any = None) -> None:
-        self.table_name = table_name
-        self._clients = _Clients(region)
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = self._clients.get("dynamodb")
-        return self._client
 
     @staticmethod
     def _key(dataset: str, object_id: str) -> dict[str, Any]:
@@ -766,13 +751,3 @@ class DynamoDbPendingSet:
         for object_id in object_ids:
             with _translate(f"remove pending {object_id}"):
                 self.client.delete_item(TableName=self.table_name, Key=self._key(dataset, object_id))
-
-    def datasets(self) -> list[str]:
-        """Datasets with live items (a Scan of keys only: the table holds only live items)."""
-        found: set[str] = set()
-        with _translate("scan pending datasets"):
-            for page in self.client.get_paginator("scan").paginate(
-                TableName=self.table_name, ProjectionExpression="dataset"
-            ):
-                found.update(i["dataset"]["S"] for i in page.get("Items", []))
-        return sorted(found)

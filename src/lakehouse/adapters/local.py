@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from lakehouse.adapters import columns_changed, delta_table_input
 from lakehouse.errors import LeaseHeldError, ObjectChangedError
@@ -739,8 +739,3 @@ class LocalPendingSet:
         with self._locked(dataset):
             for object_id in object_ids:
                 self._item(dataset, object_id).unlink(missing_ok=True)
-
-    def datasets(self) -> list[str]:
-        if not self.dir.is_dir():
-            return []
-        return sorted(unquote(p.name) for p in self.dir.iterdir() if p.is_dir() and any(p.glob("*.json")))

@@ -367,7 +367,6 @@ class EnforcingPendingSet(EnforcingLeaseStore):
         "claim": "dynamodb:UpdateItem",
         "requeue": "dynamodb:UpdateItem",
         "remove": "dynamodb:DeleteItem",
-        "datasets": "dynamodb:Scan",
     }
 
 

@@ -238,12 +238,11 @@ class LocalPipeline:
         state = final_state(result)
         one = {k: state[k] for k in _OBJECT_KEYS if state.get(k) is not None and not payload.get(k)}
         record = self.record(result, name, {**payload, **one}, time.monotonic() - started)
-        return self._settle(result, record)
+        return self._settle(state, record)
 
-    def _settle(self, result: ExecutionResult, record: RunRecord) -> list[RunRecord]:
+    def _settle(self, state: Mapping[str, Any], record: RunRecord) -> list[RunRecord]:
         """What settle_drain does at the end of every execution (the execution-status rule in AWS);
         the records of the objects the execution finished."""
-        from lakehouse.local.recorder import final_state
         from lakehouse.stages.drain import settle_drain
         from lakehouse.stages.start import default_starter
 
@@ -251,7 +250,7 @@ class LocalPipeline:
         with environment(self.env.base_env()), contextlib.redirect_stdout(sys.stderr):
             if dataset:
                 settle_drain(self.rt, dataset, record.run_id, record.status, default_starter(self.rt))
-        batch = final_state(result).get("batch")
+        batch = state.get("batch")
         objects = batch.get("objects") if isinstance(batch, dict) else None
         if not isinstance(objects, list):
             return [record]

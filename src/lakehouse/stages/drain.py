@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools import Logger
 
@@ -41,6 +41,8 @@ DRAIN_MARK = "-drain-"
 # processed, and a re-delivered event for it is not queued again (as Step Functions refuses an execution
 # name it has seen); `lakehouse rerun` applies a rolled-back or quarantined object once more.
 IN_FLIGHT: frozenset[str] = frozenset({"PENDING", "STARTED", "RUNNING"})
+# An object's own final status, which the end of its drain keeps (any other takes the drain's outcome).
+_SETTLED: frozenset[str] = frozenset({"QUARANTINED", "DUPLICATE", "SUCCEEDED"})
 _OBJECT_FIELDS = ("bucket", "key", "version_id", "etag", "size", "sequencer", "event_time", "txn_version")
 
 
@@ -205,15 +207,10 @@ def _with_batch(state: dict[str, Any], objects: list[BatchObject], group: str | 
 # -- FinishBatch / SplitBatch / the end of a drain ------------------------------------------------------
 
 
-def batch_of(run: RunState) -> Batch:
-    value = run.raw.get("batch")
-    return parse_model(Batch, value, "state $.batch") if isinstance(value, dict) else Batch()
-
-
 def finish_batch(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     """`FinishBatch`: each object's final status in the ledger; its pending item removed."""
     run = RunState.parse(event)
-    batch = batch_of(run)
+    batch = run.batch
     commit = run.commit
     per_object = {o.object_id: o for o in (commit.objects or [])} if commit is not None else {}
     inspection = run.inspection
@@ -266,7 +263,7 @@ def split_groups(batch: Batch, bad: str | None) -> list[list[str]]:
 def split_batch(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     """`SplitBatch`: a batch of several objects failed and was rolled back; requeue it in groups."""
     run = RunState.parse(event)
-    batch = batch_of(run)
+    batch = run.batch
     error = run.error
     message = f"{error.Error}: {error.Cause}" if error.Cause else str(error.Error or "")
     groups = split_groups(batch, culprit(message, batch))
@@ -312,16 +309,12 @@ def settle_drain(
     for item in left:
         current = rt.adapters.ledger.get(item.object_id) or {}
         final = str(current.get("status") or "")
-        settled: RunStatus = final if final in ("QUARANTINED", "DUPLICATE", "SUCCEEDED") else status  # type: ignore[assignment]
+        settled = cast(RunStatus, final) if final in _SETTLED else status
         ledger_object(rt, dataset, item, settled, batch_id=drain, finished_at=_now())
     if left:
         rt.adapters.pending.remove(dataset, [i.object_id for i in left])
     rt.adapters.leases.release(dataset, drain)
     return kick(rt, dataset, starter) if starter is not None else None
-
-
-def datasets_with_pending(rt: Runtime) -> Iterable[str]:
-    return rt.adapters.pending.datasets()
 
 
 def manage_batch(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:

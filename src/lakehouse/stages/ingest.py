@@ -202,30 +202,19 @@ def commit_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     run = RunState.parse(event)
     if run.is_batch:
         return _commit_batch(rt, run)
-    contract = rt.contract(run.dataset)
     with run_workdir(run.run_id) as work:  # removed after; a crashed run's is swept by the next one
-        local = rt.adapters.objects.download(
-            run.bucket, run.key, work / PurePosixPath(run.key).name, **run.pins()
-        )
-        meta = RunMeta(
-            source_uri=f"s3://{run.bucket}/{run.key}",
-            source_version=run.source_version,
-            ingested_at=started_at(run.raw),
-            run_id=run.run_id,
-        )
+        local, meta = _source(rt, run, work)
         result = ingest_file(
             local,
-            contract,
+            rt.contract(run.dataset),
             # The runtime's own URI (not the state's): the same state replays on any backend.
             rt.table_uri(run.dataset),
             meta,
             app_id=_app_id(run),
             txn_version=run.txn_version,
             work_dir=work / "work",
-            storage_options=rt.storage_options,
-            memory_limit=rt.settings.duckdb_memory_limit,
-            threads=rt.settings.duckdb_threads,
-            source_name=f"s3://{run.bucket}/{run.key}",
+            source_name=meta.source_uri,
+            **_engine_options(rt),
         )
         fields = result.as_dict()
         rejects_path = fields.pop("rejects_path")
@@ -234,6 +223,29 @@ def commit_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         dumped = out.model_dump(mode="json")
         _ledger(rt, run, commit_status(out.status), commit=dumped)
         return dumped
+
+
+def _source(rt: Runtime, run: RunState, work: Path) -> tuple[Path, RunMeta]:
+    """The run's object version, downloaded pinned into `work`, and the metadata its rows carry."""
+    local = rt.adapters.objects.download(
+        run.bucket, run.key, work / PurePosixPath(run.key).name, **run.pins()
+    )
+    meta = RunMeta(
+        source_uri=f"s3://{run.bucket}/{run.key}",
+        source_version=run.source_version,
+        ingested_at=started_at(run.raw),
+        run_id=run.run_id,
+    )
+    return local, meta
+
+
+def _engine_options(rt: Runtime) -> dict[str, Any]:
+    """The DuckDB engine's settings and the lake's storage options."""
+    return {
+        "storage_options": rt.storage_options,
+        "memory_limit": rt.settings.duckdb_memory_limit,
+        "threads": rt.settings.duckdb_threads,
+    }
 
 
 def _store_rejects(rt: Runtime, run: RunState, rejects_path: str | None) -> str | None:
@@ -272,32 +284,23 @@ def _stage_one(rt: Runtime, run: RunState, batch_work: Path) -> tuple[ObjectComm
 
     work = batch_work / run.object_id
     work.mkdir(parents=True, exist_ok=True)
-    local = rt.adapters.objects.download(
-        run.bucket, run.key, work / PurePosixPath(run.key).name, **run.pins()
-    )
-    meta = RunMeta(
-        source_uri=f"s3://{run.bucket}/{run.key}",
-        source_version=run.source_version,
-        ingested_at=started_at(run.raw),
-        run_id=run.run_id,
-    )
+    local, meta = _source(rt, run, work)
     staged = stage_file(
         local,
         rt.contract(run.dataset),
         rt.table_uri(run.dataset),
         meta,
+        # Per object (`$.inspection.app_id` is the first object's in a batch).
         app_id=app_id_for(run.dataset, run.bucket, run.key, run.object_version),
         txn_version=run.txn_version,
         work_dir=work / "work",
-        storage_options=rt.storage_options,
-        memory_limit=rt.settings.duckdb_memory_limit,
-        threads=rt.settings.duckdb_threads,
-        source_name=f"s3://{run.bucket}/{run.key}",
+        source_name=meta.source_uri,
+        **_engine_options(rt),
     )
     result = staged.result
     obj = ObjectCommit(
         object_id=run.object_id,
-        status="duplicate" if result.status == "duplicate" else "committed",
+        status=result.status,
         resumed=result.resumed,
         duplicate_of=result.duplicate_of,
         rows_read=result.rows_read,

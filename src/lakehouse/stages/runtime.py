@@ -15,7 +15,7 @@ from lakehouse.errors import ContractError, InvalidInputError
 from lakehouse.events import started_at as started_at  # re-exported (stages, local jobs)
 from lakehouse.layout import Layout
 from lakehouse.settings import Settings, get_settings
-from lakehouse.state import CommitResult, ErrorInfo, Inspection, RunInput
+from lakehouse.state import Batch, CommitResult, ErrorInfo, Inspection, RunInput
 
 
 @dataclass
@@ -180,6 +180,11 @@ class RunState:
     def inspection(self) -> Inspection | None:
         """`$.inspection` (None before Inspect ran, e.g. a rollback after Inspect failed)."""
         return self._typed("inspection", Inspection)
+
+    @property
+    def batch(self) -> Batch:
+        """`$.batch`, typed (an empty batch before ClaimBatch ran); `objects()` reads it leniently."""
+        return self._typed("batch", Batch) or Batch()
 
     @property
     def commit(self) -> CommitResult | None:
