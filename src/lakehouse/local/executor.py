@@ -66,6 +66,8 @@ _FROM_DRAIN = (
     "checks",
     "rollback",
     "quarantine",
+    "rollback_error",
+    "quarantine_error",
     "table_version",
     "version_before",
     "version_after",

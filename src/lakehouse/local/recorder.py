@@ -95,7 +95,10 @@ class RunRecorder:
             or existing.get("inspection"),
             "checks_query": inspection.get("checks_query"),
             "commit": commit or existing.get("commit"),
-            **{key: state.get(key) or existing.get(key) for key in ("checks", "rollback", "quarantine")},
+            **{
+                key: state.get(key) or existing.get(key)
+                for key in ("checks", "rollback", "quarantine", "rollback_error", "quarantine_error")
+            },
             "table_version": self._table_version(dataset),
             "version_before": inspection.get("version_before", commit.get("version_before")),
             "version_after": commit.get("version_after"),
