@@ -208,6 +208,53 @@ def test_state_machine_timeout_kills_the_worker_and_takes_the_catch_path() -> No
         pool.close()
 
 
+def test_the_next_state_starts_only_after_the_timed_out_state_has_unwound() -> None:
+    """A timed-out handler's thread restores what it changed (its environment variables) on its way out.
+
+    Before, the Catch path started as soon as the worker was killed, while that thread was still
+    unwinding: under load, Rollback's botocore client iterated `os.environ` while the thread removed
+    LAKEHOUSE_IAM_ROLE from it, and Rollback failed with `Exception: 'LAKEHOUSE_IAM_ROLE'`.
+    """
+    pool = WorkerPool()
+    events: list[tuple[str, float]] = []
+
+    def sleepy(event: dict[str, Any], context: Any) -> Any:
+        try:
+            return pool.call("time:sleep", (60,), {})
+        finally:
+            time.sleep(1.0)  # a slow unwind (restoring state) after the worker was killed
+            events.append(("unwound", time.monotonic()))
+
+    def cleanup(event: dict[str, Any], context: Any) -> Any:
+        events.append(("cleanup", time.monotonic()))
+        return {"cleaned": True}
+
+    definition = json.dumps(
+        {
+            "StartAt": "Slow",
+            "States": {
+                "Slow": {
+                    "Type": "Task",
+                    "Resource": fn_arn("sleepy"),
+                    "TimeoutSeconds": 3,
+                    "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Cleanup"}],
+                    "End": True,
+                },
+                "Cleanup": {"Type": "Task", "Resource": fn_arn("cleanup"), "End": True},
+            },
+        }
+    )
+    try:
+        with LocalStateMachine(
+            definition, lambda_handlers={"sleepy": sleepy, "cleanup": cleanup}, time_scale=0.0
+        ) as sm:
+            result = sm.run({})
+        assert result.succeeded, result
+        assert [name for name, _ in events] == ["unwound", "cleanup"], events
+    finally:
+        pool.close()
+
+
 @pytest.mark.parametrize("isolate", [True, False])
 def test_handler_errors_keep_their_class_name_through_the_worker(tmp_path: Path, isolate: bool) -> None:
     home = tmp_path / "home"

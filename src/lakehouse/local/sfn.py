@@ -476,7 +476,10 @@ class LocalStateMachine:
                 with in_slot(slot):
                     target()
 
-            return threading.Thread(target=run, **kwargs)
+            runner = threading.Thread(target=run, **kwargs)
+            if slot is not None:
+                slot.runs_in(runner)
+            return runner
 
         moto_patches.STATE_TIMEOUT.apply(stack, cancelling)
         moto_patches.STATE_THREAD.apply(stack, lambda _original: thread)

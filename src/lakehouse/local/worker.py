@@ -25,6 +25,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -49,6 +50,9 @@ PRELOAD = [
     "deltalake",
 ]
 MAX_IDLE_WORKERS = 2
+# How long a cancelled state waits for its thread to unwind once its task is stopped. A task in a worker
+# unwinds in milliseconds; an in-process one that cannot be stopped is left behind after this.
+CANCEL_UNWIND_TIMEOUT_S = 10.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -79,6 +83,12 @@ class TaskSlot:
         self._lock = threading.Lock()
         self._cancelled = False
         self._on_cancel: list[Callable[[], None]] = []
+        self._threads: list[threading.Thread] = []
+
+    def runs_in(self, thread: threading.Thread) -> None:
+        """`thread` evaluates this state: `cancel()` waits for it to unwind."""
+        with self._lock:
+            self._threads.append(thread)
 
     @property
     def cancelled(self) -> bool:
@@ -97,13 +107,24 @@ class TaskSlot:
         with self._lock, contextlib.suppress(ValueError):
             self._on_cancel.remove(callback)
 
-    def cancel(self) -> None:
+    def cancel(self, unwind_timeout_s: float = CANCEL_UNWIND_TIMEOUT_S) -> None:
+        """Stop the task, then wait (bounded) for the state's thread to unwind.
+
+        The thread restores what it changed on its way out (e.g. the handler's environment variables):
+        the next state must not start while it does, or it sees `os.environ` change under it (botocore
+        iterates the environment when it makes a client: a KeyError that failed Rollback under load).
+        """
         with self._lock:
             self._cancelled = True
             callbacks, self._on_cancel = self._on_cancel, []
+            threads = list(self._threads)
         for callback in callbacks:
             with contextlib.suppress(Exception):
                 callback()
+        deadline = time.monotonic() + unwind_timeout_s
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
 
 _local = threading.local()
