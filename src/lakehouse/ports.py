@@ -76,6 +76,10 @@ class ObjectStore(Protocol):
 
     def list(self, bucket: str, prefix: str = "") -> Iterator[str]: ...
 
+    def list_page(self, bucket: str, prefix: str, start_after: str, max_keys: int) -> tuple[list[str], bool]:
+        """Up to `max_keys` keys under `prefix` after `start_after`, in key order (one ListObjectsV2 page
+        with StartAfter); and whether more keys follow."""
+
     def storage_options(self) -> dict[str, str]:
         """Options for deltalake (endpoint, region, credentials) when tables live in this store."""
 

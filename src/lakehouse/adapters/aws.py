@@ -321,6 +321,15 @@ class S3ObjectStore:
                 for obj in page.get("Contents", []):
                     yield str(obj["Key"])
 
+    def list_page(self, bucket: str, prefix: str, start_after: str, max_keys: int) -> tuple[list[str], bool]:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": max_keys}
+        if start_after:
+            kwargs["StartAfter"] = start_after
+        with _translate(f"ListObjectsV2 s3://{bucket}/{prefix}"):
+            page = self.client.list_objects_v2(**kwargs)
+        keys = [str(obj["Key"]) for obj in page.get("Contents", [])]
+        return keys, bool(page.get("IsTruncated"))
+
     def storage_options(self) -> dict[str, str]:
         """Options for deltalake (delta-rs 1.6) on this S3.
 

@@ -496,6 +496,11 @@ class LocalObjectStore:
                     keys.append(key)
         yield from sorted(keys)
 
+    def list_page(self, bucket: str, prefix: str, start_after: str, max_keys: int) -> tuple[list[str], bool]:
+        """As ListObjectsV2 with StartAfter: the next `max_keys` keys after `start_after`."""
+        keys = [k for k in self.list(bucket, prefix) if k > start_after]
+        return keys[:max_keys], len(keys) > max_keys
+
     def storage_options(self) -> dict[str, str]:
         # Local tables are plain paths; deltalake needs no options for them.
         return {}
