@@ -31,7 +31,7 @@ from botocore.exceptions import (
 
 from lakehouse.adapters import columns_changed, delta_table_input
 from lakehouse.errors import LakehouseError, LeaseHeldError, ObjectChangedError, TransientError
-from lakehouse.ports import Lease, ObjectInfo
+from lakehouse.ports import KeyPage, Lease, ObjectInfo
 
 # CopyObject copies at most 5 GiB in one call; above that only a multipart copy works.
 _COPY_OBJECT_MAX = 5 * 1024**3
@@ -321,7 +321,7 @@ class S3ObjectStore:
                 for obj in page.get("Contents", []):
                     yield str(obj["Key"])
 
-    def list_page(self, bucket: str, prefix: str, start_after: str, max_keys: int) -> tuple[list[str], bool]:
+    def list_page(self, bucket: str, prefix: str, start_after: str, max_keys: int) -> KeyPage:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": max_keys}
         if start_after:
             kwargs["StartAfter"] = start_after

@@ -33,6 +33,7 @@ from lakehouse import layout
 from lakehouse.access import ROLE_ENV, SWITCH_ENV, active_role
 from lakehouse.errors import AccessDeniedError
 from lakehouse.local.iam import ACCOUNT_ID, PARTITION, REGION, PolicyModel, Principal, Request, evaluate
+from lakehouse.ports import KeyPage
 
 RECORD_ENV = "LAKEHOUSE_IAM_RECORD"
 SESSION_ENV = "LAKEHOUSE_IAM_SESSION"
@@ -329,11 +330,11 @@ class EnforcingObjectStore(_Checked):
         result: Iterator[str] = self._inner.list(bucket, prefix, *args, **kwargs)
         return result
 
-    def list_page(self, bucket: str, prefix: str, start_after: str, max_keys: int) -> tuple[list[str], bool]:
+    def list_page(self, bucket: str, prefix: str, start_after: str, max_keys: int) -> KeyPage:
         role = active_role()
         if role is not None:
             check_s3(role, "s3:ListBucket", bucket, prefix)
-        page: tuple[list[str], bool] = self._inner.list_page(bucket, prefix, start_after, max_keys)
+        page: KeyPage = self._inner.list_page(bucket, prefix, start_after, max_keys)
         return page
 
 
