@@ -4,7 +4,8 @@
 - `lakehouse invoke BackfillLandingFunction -e events/backfill_landing.json` over a landing area where
   one object was ingested live, one is pending (its drain queued, not run yet) and one landed quietly.
 - A drain whose end was never settled (RecordRunOutcome lost) leaves an object that arrived during it
-  pending with no drain to come; `lakehouse invoke PlanMaintenanceFunction` (its sweep) drains it.
+  pending with no drain to come; the sweep (`lakehouse invoke SweepDrainsFunction`, the scheduled
+  function, or `lakehouse maintain`) drains it.
 """
 
 from __future__ import annotations
@@ -74,8 +75,9 @@ def test_invoking_the_backfill_function_adds_each_object_exactly_once(tmp_path: 
     assert_clean(cli.home, clean)
 
 
+@pytest.mark.parametrize("sweep", ["invoke", "maintain"])
 def test_the_maintenance_sweep_drains_objects_a_lost_drain_end_stranded(
-    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch, sweep: str
 ) -> None:
     from lakehouse.local import executor
     from lakehouse.stages.drain import claim_batch
@@ -102,9 +104,14 @@ def test_the_maintenance_sweep_drains_objects_a_lost_drain_end_stranded(
     assert len(list((cli.home / "state" / "pending" / "lineitem").glob("*.json"))) == 2
     assert cli("resume", "--no-spark", "--json").json()["runs"] == []  # stranded: nothing would run them
 
-    result = cli("invoke", "PlanMaintenanceFunction", "-e", str(ROOT / "events" / "plan_maintenance.json"))
+    if sweep == "invoke":  # the scheduled SweepDrainsFunction on its sample event, then the drains it queued
+        result = cli("invoke", "SweepDrainsFunction", "-e", str(ROOT / "events" / "sweep_drains.json"))
+        assert result.exit_code == 0, result.stdout + result.stderr
+        assert list(result.json()["swept"]) == ["lineitem"]
+    else:  # the maintenance CLI sweeps first, drains, then maintains under the table's lease
+        result = cli("maintain", "lineitem", "--json")
+        assert result.exit_code == 0, result.stdout + result.stderr
 
-    assert result.exit_code == 0, result.stdout + result.stderr
     assert_clean(cli.home, clean)
     statuses = {Path(r["key"]).name: r["status"] for r in cli("runs", "--json").json()}
     assert statuses == dict.fromkeys((f.name for f in files), "SUCCEEDED")

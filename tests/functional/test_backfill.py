@@ -12,7 +12,8 @@ import json
 from typing import Any
 
 import pytest
-from test_handlers import aws, event, executions, invoke, pending, template_env  # noqa: F401
+import test_handlers
+from test_handlers import event, executions, invoke, pending
 
 from lakehouse.errors import ContractError, InvalidInputError
 from lakehouse.events import ObjectCreated, execution_name
@@ -20,6 +21,10 @@ from lakehouse.events import ObjectCreated, execution_name
 ORDERS = [f"orders/ingest_date=2026-11-26/part {n}.csv" for n in range(3)]
 LINEITEM = [f"lineitem/lineitem_{n}.csv" for n in range(2)]
 UNKNOWN = "nobody/claims_this.csv"
+
+# The fixtures of the handler tests: moto's S3, DynamoDB and Step Functions, the template's environment.
+aws = test_handlers.aws
+template_env = test_handlers.template_env
 
 
 class Clock:
@@ -53,7 +58,9 @@ def land(aws: dict[str, Any], keys: list[str]) -> dict[str, str]:
     s3.put_bucket_versioning(Bucket="landing", VersioningConfiguration={"Status": "Enabled"})
     versions = {}
     for key in keys:
-        versions[key] = s3.put_object(Bucket="landing", Key=key, Body=f"bytes of {key}\n".encode())["VersionId"]
+        versions[key] = s3.put_object(Bucket="landing", Key=key, Body=f"bytes of {key}\n".encode())[
+            "VersionId"
+        ]
     return versions
 
 
@@ -176,7 +183,7 @@ def test_a_bad_request_is_refused_by_name(
     assert pending(aws) == []
 
 
-# -- the drain sweep (PlanMaintenance) ----------------------------------------------------------------
+# -- the drain sweep (SweepDrainsFunction, scheduled) ----------------------------------------------------
 
 
 def lease_owner(aws: dict[str, Any], table: str) -> str | None:
@@ -206,11 +213,13 @@ def test_the_sweep_settles_a_drain_whose_end_event_was_lost_and_kicks_the_next(a
     assert lease_owner(aws, "orders") == drain
     assert len(executions(aws)) == 1
 
-    swept = sweep_drains(runtime())
+    swept = invoke("sweep_drains", event("sweep_drains.json"))["swept"]
 
+    assert list(swept) == ["orders"]
     assert swept["orders"]["settled"] == {drain: "FAILED"}
     new = swept["orders"]["kicked"]
-    assert new and new != drain
+    assert new
+    assert new != drain
     assert lease_owner(aws, "orders") == new
     # The claimed object took its drain's outcome and left the pending set; the others wait for `new`.
     assert runtime().adapters.ledger.get(drain)["status"] == "FAILED"
@@ -236,3 +245,17 @@ def test_the_sweep_kicks_a_drain_for_objects_pending_behind_a_free_lease(aws: di
     assert swept["lineitem"]["settled"] == {}  # no item or lease names the old drain
     assert lease_owner(aws, "lineitem") == swept["lineitem"]["kicked"]
     assert len(pending(aws)) == 2  # still pending: the new drain takes them
+
+
+@pytest.mark.parametrize(
+    ("payload", "error", "names"),
+    [
+        ({"datasets": "orders"}, InvalidInputError, "datasets"),
+        ({"datasets": ["no_such_dataset"]}, ContractError, "no_such_dataset"),
+    ],
+)
+def test_a_bad_sweep_request_is_refused_by_name(
+    aws: dict[str, Any], payload: dict[str, Any], error: type[Exception], names: str
+) -> None:
+    with pytest.raises(error, match=names):
+        invoke("sweep_drains", payload)

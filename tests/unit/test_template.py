@@ -621,7 +621,7 @@ def test_environment_variables_name_existing_resources() -> None:
             "OnObjectCreatedFunction",
             "RecordRunOutcomeFunction",
             "BackfillLandingFunction",
-            "PlanMaintenanceFunction",  # the sweep kicks stranded drains (lakehouse.stages.sweep)
+            "SweepDrainsFunction",
         )
         assert ("STATE_MACHINE_ARN" in env) == starts_drains, name
         for var, value in env.items():

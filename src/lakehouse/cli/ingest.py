@@ -194,6 +194,9 @@ def _drain_and_report(
         raise typer.Exit(1)
 
 
+_SHOWN = 5  # unknown keys named on the terminal
+
+
 def backfill(
     ctx: typer.Context,
     prefix: Annotated[str, typer.Argument(help="Only keys under this prefix of the landing bucket.")] = "",
@@ -215,7 +218,7 @@ def backfill(
     except LakehouseError as exc:
         raise _fail(str(exc), 1) from exc
     if result.unknown:
-        shown = ", ".join(result.unknown_keys[:5]) + (" ..." if result.unknown > 5 else "")
+        shown = ", ".join(result.unknown_keys[:_SHOWN]) + (" ..." if result.unknown > _SHOWN else "")
         _err().print(f"skipped {result.unknown} key(s) no dataset contract claims: {shown}", highlight=False)
     if not objects:
         raise _fail(f"no object under s3://{result.bucket}/{prefix} belongs to a dataset", 1)

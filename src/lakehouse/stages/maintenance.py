@@ -17,7 +17,6 @@ LAMBDA_MAINTENANCE_MAX_BYTES = 2 * 1024**3
 def plan_maintenance(rt: Runtime, event: dict[str, Any] | None = None) -> dict[str, Any]:
     """`PlanMaintenance`: every dataset's table that exists, with its size and route."""
     wanted = (event or {}).get("datasets") or rt.contracts.names()
-    sweep(rt, wanted)
     planned: list[PlannedTable] = []
     for dataset in wanted:
         uri = rt.table_uri(dataset)
@@ -37,13 +36,6 @@ def plan_maintenance(rt: Runtime, event: dict[str, Any] | None = None) -> dict[s
             )
         )
     return MaintenancePlan(tables=planned).model_dump(mode="json")
-
-
-def sweep(rt: Runtime, datasets: list[str]) -> dict[str, Any]:
-    """Drains whose end was never settled, and pending objects no drain will take (lakehouse.stages.sweep)."""
-    from lakehouse.stages.sweep import sweep_drains
-
-    return sweep_drains(rt, datasets)
 
 
 def maintain_table(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger
 
-from lakehouse.errors import TransientError
+from lakehouse.errors import InvalidInputError, TransientError
 from lakehouse.stages.drain import is_drain, kick, settle_drain
 from lakehouse.stages.outcome import record_outcome
 from lakehouse.stages.runtime import Runtime, parse_model
@@ -154,6 +154,17 @@ def sweep_dataset(
     return {"settled": settled, "kicked": kicked}
 
 
+def sweep_request(event: Any) -> list[str] | None:
+    """The datasets an event asks to sweep: its `datasets` list, else None (every dataset; a scheduled
+    EventBridge event names none)."""
+    datasets = event.get("datasets") if isinstance(event, dict) else None
+    if datasets is None:
+        return None
+    if not isinstance(datasets, list) or not all(isinstance(d, str) for d in datasets):
+        raise InvalidInputError(f"sweep_drains: 'datasets' must be a list of dataset names, got {datasets!r}")
+    return list(datasets)
+
+
 def sweep_drains(
     rt: Runtime,
     datasets: Sequence[str] | None = None,
@@ -162,6 +173,8 @@ def sweep_drains(
     starter: PipelineStarter | None = None,
 ) -> dict[str, dict[str, Any]]:
     """`sweep_dataset` for each dataset (all by default); what it did, for the datasets it touched."""
+    for name in datasets or []:
+        rt.contract(name)  # ContractError naming an unknown dataset
     names = list(datasets or rt.contracts.names())
     if not names:
         return {}
