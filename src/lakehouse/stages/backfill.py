@@ -168,6 +168,24 @@ def _add(result: BackfillResult, page: _Page) -> None:
     result.skipped += page.skipped
 
 
+def _kick(rt: Runtime, dataset: str, starter: PipelineStarter) -> str | None:
+    """`drain.kick` unless the table's lease is held: the holder's end kicks the next drain, and a kick
+    reads the whole pending set, which a backfill of millions of objects must not do once per page.
+    (A holder that a crashed kick never started is the sweep's to restart, lakehouse.stages.sweep.)"""
+    lease = rt.adapters.leases.get(dataset)
+    if lease is not None and lease.expires_at > time.time():
+        return None
+    drain = kick(rt, dataset, starter)
+    return str(drain["run_id"]) if drain is not None else None
+
+
+def _warm(rt: Runtime) -> None:
+    """Create the adapters' boto3 clients on this thread: creating them in several threads at once from
+    boto3's default session is not thread-safe."""
+    for adapter in (rt.adapters.objects, rt.adapters.ledger, rt.adapters.pending, rt.adapters.leases):
+        getattr(adapter, "client", None)
+
+
 def backfill(
     rt: Runtime,
     request: BackfillRequest,
@@ -183,13 +201,15 @@ def backfill(
     result = BackfillResult(bucket=bucket, prefix=_prefix(rt, request), dataset=request.dataset)
     start_after = request.continuation_token or ""
     slowest = 0.0
+    if workers > 1:
+        _warm(rt)
     while True:
         began = time.monotonic()
         page = backfill_page(rt, request, start_after, workers=workers)
         for dataset in sorted({o.dataset for o in page.objects}):
-            drain = kick(rt, dataset, starter)
+            drain = _kick(rt, dataset, starter)
             if drain is not None:
-                result.drains[dataset] = str(drain["run_id"])
+                result.drains[dataset] = drain
         _add(result, page)
         if on_page is not None:
             on_page(page.objects)
