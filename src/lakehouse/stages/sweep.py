@@ -34,7 +34,8 @@ from lakehouse.state import INGEST_FAILED_ERROR, PendingObject, RunOutcome
 
 logger = Logger(child=True)
 
-_ENDED = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+_ENDED = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})  # Step Functions execution statuses
+_FINAL = frozenset({"SUCCEEDED", "DUPLICATE", "QUARANTINED", "FAILED"})  # a run's final ledger statuses
 
 
 class Executions(Protocol):
@@ -88,19 +89,22 @@ class StepFunctionsExecutions:
 
 
 class LocalExecutions:
-    """On a laptop an execution runs while it is in the local queue (`<home>/state/queue/`); once out of
-    it, the executor has recorded how it ended in the run ledger."""
+    """On a laptop an execution runs while it is in the local queue (`<home>/state/queue/`); the executor
+    records how it ended in the run ledger before it leaves the queue. A drain in neither (its kick took
+    the lease and has not queued it yet, maybe in another process) counts as running."""
 
     def __init__(self, rt: Runtime) -> None:
         from lakehouse.adapters.starter import LocalQueue
 
         self.rt = rt
-        self.queued = {q.name for q in LocalQueue(Path(rt.settings.home)).pending()}
+        self.queue = LocalQueue(Path(rt.settings.home))
 
     def ended(self, name: str) -> RunOutcome | None:
-        if name in self.queued:
+        if any(q.name == name for q in self.queue.pending()):  # read now: another process may queue it
             return None
-        status = str((self.rt.adapters.ledger.get(name) or {}).get("status") or "FAILED")
+        status = str((self.rt.adapters.ledger.get(name) or {}).get("status") or "")
+        if status not in _FINAL:
+            return None
         ok = status in ("SUCCEEDED", "DUPLICATE")
         return RunOutcome(
             run_id=name,
