@@ -60,7 +60,7 @@ def test_a_drain_that_ended_unsettled_is_settled(rt: Runtime) -> None:
     swept = sweep_drains(rt, ["lineitem"])
 
     assert swept == {"lineitem": {"settled": {drain: "FAILED"}, "kicked": None}}
-    # Its objects took its outcome (one kept its own final status) and left the pending set; the lease is free.
+    # Its objects took its outcome (one kept its own final status) and left the pending set; lease freed.
     assert (ledger(rt, first), ledger(rt, second)) == ("FAILED", "QUARANTINED")
     assert rt.adapters.pending.items("lineitem") == []
     assert rt.adapters.leases.get("lineitem") is None
