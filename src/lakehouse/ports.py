@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+# One listing page: the keys (in key order) and whether more follow (`ObjectStore.list_page`).
+KeyPage = tuple[list[str], bool]
+
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -75,6 +78,10 @@ class ObjectStore(Protocol):
     def exists(self, bucket: str, key: str) -> bool: ...
 
     def list(self, bucket: str, prefix: str = "") -> Iterator[str]: ...
+
+    def list_page(self, bucket: str, prefix: str, start_after: str, max_keys: int) -> KeyPage:
+        """Up to `max_keys` keys under `prefix` after `start_after`, in key order (one ListObjectsV2 page
+        with StartAfter); and whether more keys follow."""
 
     def storage_options(self) -> dict[str, str]:
         """Options for deltalake (endpoint, region, credentials) when tables live in this store."""

@@ -617,7 +617,12 @@ def test_environment_variables_name_existing_resources() -> None:
             "POWERTOOLS_METRICS_NAMESPACE",
         ):
             assert var in env, f"{name} lacks {var}"
-        starts_drains = name in ("OnObjectCreatedFunction", "RecordRunOutcomeFunction")
+        starts_drains = name in (
+            "OnObjectCreatedFunction",
+            "RecordRunOutcomeFunction",
+            "BackfillLandingFunction",
+            "SweepDrainsFunction",
+        )
         assert ("STATE_MACHINE_ARN" in env) == starts_drains, name
         for var, value in env.items():
             assert f"`{var}`" in architecture or var == "LOG_LEVEL", f"{var} is not in docs/ARCHITECTURE.md"

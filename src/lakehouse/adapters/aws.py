@@ -31,7 +31,7 @@ from botocore.exceptions import (
 
 from lakehouse.adapters import columns_changed, delta_table_input
 from lakehouse.errors import LakehouseError, LeaseHeldError, ObjectChangedError, TransientError
-from lakehouse.ports import Lease, ObjectInfo
+from lakehouse.ports import KeyPage, Lease, ObjectInfo
 
 # CopyObject copies at most 5 GiB in one call; above that only a multipart copy works.
 _COPY_OBJECT_MAX = 5 * 1024**3
@@ -320,6 +320,15 @@ class S3ObjectStore:
             for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
                 for obj in page.get("Contents", []):
                     yield str(obj["Key"])
+
+    def list_page(self, bucket: str, prefix: str, start_after: str, max_keys: int) -> KeyPage:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": max_keys}
+        if start_after:
+            kwargs["StartAfter"] = start_after
+        with _translate(f"ListObjectsV2 s3://{bucket}/{prefix}"):
+            page = self.client.list_objects_v2(**kwargs)
+        keys = [str(obj["Key"]) for obj in page.get("Contents", [])]
+        return keys, bool(page.get("IsTruncated"))
 
     def storage_options(self) -> dict[str, str]:
         """Options for deltalake (delta-rs 1.6) on this S3.

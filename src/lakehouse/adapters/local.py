@@ -36,7 +36,7 @@ from urllib.parse import quote
 
 from lakehouse.adapters import columns_changed, delta_table_input
 from lakehouse.errors import LeaseHeldError, ObjectChangedError
-from lakehouse.ports import Lease, ObjectInfo
+from lakehouse.ports import KeyPage, Lease, ObjectInfo
 from lakehouse.workdirs import TMP_PREFIX as _TMP_PREFIX
 from lakehouse.workdirs import is_stale_tmp, tmp_sibling
 
@@ -495,6 +495,11 @@ class LocalObjectStore:
                 if key.startswith(prefix):
                     keys.append(key)
         yield from sorted(keys)
+
+    def list_page(self, bucket: str, prefix: str, start_after: str, max_keys: int) -> KeyPage:
+        """As ListObjectsV2 with StartAfter: the next `max_keys` keys after `start_after`."""
+        keys = [k for k in self.list(bucket, prefix) if k > start_after]
+        return keys[:max_keys], len(keys) > max_keys
 
     def storage_options(self) -> dict[str, str]:
         # Local tables are plain paths; deltalake needs no options for them.

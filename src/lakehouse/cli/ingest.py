@@ -194,6 +194,9 @@ def _drain_and_report(
         raise typer.Exit(1)
 
 
+_SHOWN = 5  # unknown keys named on the terminal
+
+
 def backfill(
     ctx: typer.Context,
     prefix: Annotated[str, typer.Argument(help="Only keys under this prefix of the landing bucket.")] = "",
@@ -205,19 +208,22 @@ def backfill(
     """Ingest objects that already sit in the landing bucket (their current versions), exactly once with
     respect to what was ingested before: a version already processed is not queued again, and one whose
     app transaction is in the table adds nothing."""
+    from lakehouse.errors import LakehouseError
+    from lakehouse.stages.backfill import BackfilledObject, BackfillRequest
+
     pipeline = _pipeline(ctx, no_spark=no_spark, batch_size=batch_size, batch_bytes=batch_bytes)
-    bucket = pipeline.rt.settings.landing_bucket
-    run_ids: list[str] = []
-    duplicates: list[dict[str, Any]] = []
-    for key in sorted(pipeline.rt.adapters.objects.list(bucket, prefix)):
-        started = pipeline.submit(key)
-        if started is None:
-            continue  # no contract claims it (or a folder marker)
-        run_ids.append(started["run_id"])
-        if not started.get("queued"):
-            duplicates.append(started)
-    if not run_ids:
-        raise _fail(f"no object under s3://{bucket}/{prefix} belongs to a dataset", 1)
+    objects: list[BackfilledObject] = []
+    try:
+        result = pipeline.backfill(BackfillRequest(prefix=prefix), on_page=objects.extend)
+    except LakehouseError as exc:
+        raise _fail(str(exc), 1) from exc
+    if result.unknown:
+        shown = ", ".join(result.unknown_keys[:_SHOWN]) + (" ..." if result.unknown > _SHOWN else "")
+        _err().print(f"skipped {result.unknown} key(s) no dataset contract claims: {shown}", highlight=False)
+    if not objects:
+        raise _fail(f"no object under s3://{result.bucket}/{prefix} belongs to a dataset", 1)
+    run_ids = [o.object_id for o in objects]
+    duplicates = [{"run_id": o.object_id} for o in objects if not o.queued]
     _drain_and_report(pipeline, run_ids, duplicates, as_json=as_json)
 
 

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from lakehouse.cli.base import JsonOpt, _fail, _runtime, _target_or_exit
+from lakehouse.cli.base import JsonOpt, _fail, _pipeline, _runtime, _target_or_exit
 from lakehouse.cli.render import _err, _out, _print_json, _print_result_table, _tables_table
 
 
@@ -191,6 +191,7 @@ def maintain(
 
     rt = _runtime(ctx)
     target = _target_or_exit(rt, table)
+    _sweep_stranded(ctx, rt, target.source)
     with _table_lease(rt, target.source):
         try:
             result = tables.maintain(
@@ -207,6 +208,17 @@ def maintain(
         f"now at version {result['version_after']}",
         highlight=False,
     )
+
+
+def _sweep_stranded(ctx: typer.Context, rt: Any, dataset: str) -> None:
+    """What PlanMaintenance does first (lakehouse.stages.sweep): a drain whose end was never settled is
+    settled, and objects no drain would take are drained now, before the table's lease is taken."""
+    from lakehouse.stages.sweep import sweep_drains
+
+    swept = sweep_drains(rt, [dataset])
+    if any(s["kicked"] for s in swept.values()):
+        _err().print(f"{dataset}: draining objects no drain had taken ({swept})", highlight=False)
+        _pipeline(ctx).drain()
 
 
 def checks(ctx: typer.Context, table: str, as_json: JsonOpt = False) -> None:

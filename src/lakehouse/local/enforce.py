@@ -33,6 +33,7 @@ from lakehouse import layout
 from lakehouse.access import ROLE_ENV, SWITCH_ENV, active_role
 from lakehouse.errors import AccessDeniedError
 from lakehouse.local.iam import ACCOUNT_ID, PARTITION, REGION, PolicyModel, Principal, Request, evaluate
+from lakehouse.ports import KeyPage
 
 RECORD_ENV = "LAKEHOUSE_IAM_RECORD"
 SESSION_ENV = "LAKEHOUSE_IAM_SESSION"
@@ -283,7 +284,9 @@ OBJECT_ACTIONS: dict[str, tuple[str, ...]] = {
     # The watcher giving a dropped file its version: the upload that created it, in S3 terms.
     "snapshot": ("s3:PutObject",),
 }
-UNCHECKED_OBJECT_METHODS = frozenset({"uri", "storage_options", "copy", "list"})  # copy/list: below
+UNCHECKED_OBJECT_METHODS = frozenset(
+    {"uri", "storage_options", "copy", "list", "list_page"}
+)  # copy/list: below
 
 
 class EnforcingObjectStore(_Checked):
@@ -326,6 +329,13 @@ class EnforcingObjectStore(_Checked):
             check_s3(role, "s3:ListBucket", bucket, prefix)
         result: Iterator[str] = self._inner.list(bucket, prefix, *args, **kwargs)
         return result
+
+    def list_page(self, bucket: str, prefix: str, start_after: str, max_keys: int) -> KeyPage:
+        role = active_role()
+        if role is not None:
+            check_s3(role, "s3:ListBucket", bucket, prefix)
+        page: KeyPage = self._inner.list_page(bucket, prefix, start_after, max_keys)
+        return page
 
 
 def _dynamodb_arn(table: str) -> str:

@@ -345,6 +345,16 @@ class LocalPipeline:
         with environment(self.env.base_env()), role, contextlib.redirect_stdout(sys.stderr):
             return start_run(self.rt, obj, default_starter(self.rt))
 
+    def backfill(self, request: Any, on_page: Callable[[list[Any]], None] | None = None) -> Any:
+        """What BackfillLandingFunction does (`lakehouse.stages.backfill`), every page, as its role."""
+        from lakehouse.stages.backfill import backfill
+        from lakehouse.stages.start import default_starter
+
+        self.prewarm()
+        role = enforce.as_role(enforce.function_role("BackfillLandingFunction"), "BackfillLandingFunction")
+        with environment(self.env.base_env()), role, contextlib.redirect_stdout(sys.stderr):
+            return backfill(self.rt, request, default_starter(self.rt), on_page=on_page)
+
     # -- maintenance -------------------------------------------------------------------------------
 
     def run_maintenance(self, datasets: Sequence[str] | None = None) -> ExecutionResult:
