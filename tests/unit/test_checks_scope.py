@@ -28,14 +28,21 @@ checks:
   - {name: rows, type: row_count}
   - {name: id_unique, type: uniqueness, column: id}
   - {name: id_status_unique, type: uniqueness, columns: [id, status]}
-  - {name: cust_exists, type: referential_integrity, column: cust, reference: {dataset: customers, column: cust_id}}
+  - name: cust_exists
+    type: referential_integrity
+    column: cust
+    reference: {dataset: customers, column: cust_id}
   - {name: amount_complete, type: completeness, column: amount}
   - {name: big, type: custom_sql, sql: "SELECT count(*) FROM {table} WHERE amount > 100"}
   - {name: big_aliased, type: custom_sql, sql: "SELECT count(*) FROM {table} s WHERE s.amount > 100"}
   - {name: big_anywhere, type: custom_sql, sql: "SELECT count(*) FROM {full_table} WHERE amount > 100"}
   - {name: all_rows, type: row_count, scope: table}
   - {name: all_unique, type: uniqueness, column: id, scope: table}
-  - {name: all_cust_exist, type: referential_integrity, column: cust, reference: {dataset: customers, column: cust_id}, scope: table}
+  - name: all_cust_exist
+    type: referential_integrity
+    column: cust
+    reference: {dataset: customers, column: cust_id}
+    scope: table
 """,
     "sales.yaml",
 )

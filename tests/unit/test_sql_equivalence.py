@@ -140,7 +140,10 @@ checks:
     column: cust
     reference: {dataset: customers, column: cust_id}
     scope: table
-  - {name: big_amounts, type: custom_sql, sql: "SELECT count(*) FROM {table} WHERE amount > 100", scope: table}
+  - name: big_amounts
+    type: custom_sql
+    sql: "SELECT count(*) FROM {table} WHERE amount > 100"
+    scope: table
   - {name: mean_qty, type: custom_sql, sql: "SELECT sum(qty) / count(*) FROM {table}", scope: table}
   - {name: fresh, type: freshness, column: seen, scope: table}
 """,
