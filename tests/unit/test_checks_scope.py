@@ -91,8 +91,8 @@ def test_batch_checks_measure_the_batch_against_the_table() -> None:
             "rows": 5.0,
             # keys 4 and 7 occur once in the table; 2 collides with r1's row; 6 repeats inside the batch
             "id_unique": 2 / 5,
-            # (4,O) (2,O) (6,F) (6,O) (7,NULL) each occur once in the table
-            "id_status_unique": 1.0,
+            # (4,O) (2,O) (6,F) (6,O) occur once in the table; (7,NULL) has a NULL key: not unique
+            "id_status_unique": 4 / 5,
             "cust_exists": 4 / 5,  # 98 is missing; r1's missing 99 does not count
             "amount_complete": 4 / 5,
             "big": 1.0,  # 200; r1's 500 is not in the batch
@@ -118,10 +118,10 @@ def test_a_new_key_equal_to_an_existing_key_fails_uniqueness() -> None:
     assert _metrics(_db(rows), run_id="r3", scope="batch")["id_unique"] == 1.0
 
 
-def test_null_keys_compare_equal_like_group_by() -> None:
-    rows = [(1, 10, None, 5.0, "r1"), (1, 10, None, 5.0, "r3"), (5, 10, None, 5.0, "r3")]
+def test_a_null_key_is_not_unique_in_batch_scope() -> None:
+    rows = [(1, 10, "F", 5.0, "r1"), (2, 10, None, 5.0, "r3"), (5, 10, "O", 5.0, "r3")]
     metrics = _metrics(_db(rows), run_id="r3", scope="batch")
-    assert metrics["id_status_unique"] == 0.5  # (1, NULL) exists already; (5, NULL) is new
+    assert metrics["id_status_unique"] == 0.5  # (2, NULL) has no key value; (5, 'O') is new
 
 
 def test_referential_integrity_ignores_older_bad_rows() -> None:

@@ -53,13 +53,16 @@ def _literal(value: object) -> exp.Expr:
 
 
 def _keys_equal(left: str, right: str, keys: Sequence[str]) -> exp.Expr:
-    """left.k IS NOT DISTINCT FROM right.k for every key column (NULL equals NULL, as GROUP BY has it)."""
-    return exp.and_(*(exp.NullSafeEQ(this=col(k, left), expression=col(k, right)) for k in keys))
+    """left.k = right.k for every key column. A plain equi-join, not IS NOT DISTINCT FROM: only an
+    equality lets the engines push the batch's keys into the table's scan as a dynamic filter (DuckDB
+    reads every row group under IS NOT DISTINCT FROM); so a key with a NULL never matches."""
+    return exp.and_(*(exp.EQ(this=col(k, left), expression=col(k, right)) for k in keys))
 
 
 def _uniqueness(keys: Sequence[str], table: exp.Table, batch: exp.Expr | None) -> exp.Expr:
     """Table scope: distinct keys / rows. Batch scope: the share of the batch's rows whose key occurs
-    exactly once in the whole table, reading only the key columns (and `_run_id`).
+    exactly once in the whole table, reading only the key columns (and `_run_id`). A batch row with a
+    NULL in a key column is not unique (a NULL is no key value; table scope counts NULL as one value).
 
     A key occurring once in the table and coming from the batch is exactly one batch row, so the metric
     is (keys of the batch found once in the table) / (rows of the batch). Only the table's rows whose key
