@@ -142,7 +142,7 @@ class TableCheck(_Strict):
     severity: Literal["warn", "fail"] = "fail"
     # batch: the committing run's rows (`_run_id`), after every commit; table: the whole table, on the
     # maintenance schedule. "run" is the earlier name of "batch" and still accepted.
-    scope: Literal["batch", "table"] = "batch"
+    scope: Literal["batch", "table", "run"] = "batch"  # "run" is read as "batch"
 
     @field_validator("scope", mode="before")
     @classmethod
