@@ -160,16 +160,14 @@ def main() -> None:
             for scope, r in results[size].items():
                 print(
                     f"  {scope:5} scope: rows scanned {r['rows_scanned']:>10,}  row groups "
-                    f"{r['row_groups_read']:>5}/{r['row_groups_total']:<5}  bytes read {r['bytes_read']:>12,}  "
-                    f"{r['seconds']:.3f} s"
+                    f"{r['row_groups_read']:>5}/{r['row_groups_total']:<5}  "
+                    f"bytes read {r['bytes_read']:>12,}  {r['seconds']:.3f} s"
                 )
             failing = {
                 n: v for n, v in results[size]["batch"]["metrics"].items() if n != "has_rows" and v != 1.0
             }
-            print(
-                f"  batch metrics other than 1.0 (has_rows = {results[size]['batch']['metrics']['has_rows']}): "
-                f"{failing}"
-            )
+            has_rows = results[size]["batch"]["metrics"]["has_rows"]
+            print(f"  batch metrics other than 1.0 (has_rows = {has_rows}): {failing}")
         for scope in ("batch", "table"):
             small, large = results[1][scope], results[args.scale][scope]
             print(
@@ -180,9 +178,8 @@ def main() -> None:
         ratio = max(
             results[args.scale]["batch"][k] / results[1]["batch"][k] for k in ("rows_scanned", "bytes_read")
         )
-        print(
-            f"target: batch checks' reads at {args.scale}x <= 1.1 x those at 1x: {'met' if ratio <= 1.1 else 'MISSED'}"
-        )
+        verdict = "met" if ratio <= 1.1 else "MISSED"
+        print(f"target: batch checks' reads at {args.scale}x <= 1.1 x those at 1x: {verdict}")
 
 
 if __name__ == "__main__":
