@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from e2e_helpers import DATASETS, Cli, write_lineitem
+from e2e_helpers import DATASETS, ROOT, Cli, write_lineitem
 from test_crash_resume import table_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -112,3 +112,50 @@ def test_table_checks_run_in_maintenance_not_at_ingest(tmp_path: Path) -> None:
     assert text.exit_code == 1
     assert "at_most_15" in text.stdout
     assert "FAILED" in text.stdout
+
+
+def test_the_maintenance_machine_runs_table_checks_on_athena_and_alerts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MaintenanceStateMachine, run locally under IAM enforcement: after the table's maintenance,
+    PlanTableChecks / RunTableChecks (Athena) / EvaluateTableChecks; a failed table check fails the
+    table's result with its metric and thresholds and the execution alerts."""
+    from lakehouse.local.executor import LocalOptions, LocalPipeline
+
+    monkeypatch.setenv("LAKEHOUSE_IAM", "on")
+    monkeypatch.setenv("LAKEHOUSE_PROJECT_ROOT", str(ROOT))
+    datasets = _datasets(tmp_path, "{name: at_most_15, type: row_count, max: 15, scope: table}")
+    pipeline = LocalPipeline(
+        LocalOptions(
+            home=tmp_path / "home", datasets_dir=datasets, project_root=ROOT, spark=False, reports=False
+        )
+    )
+    key = pipeline.land_file(write_lineitem(tmp_path / "lineitem_a.csv", 1, 20), "lineitem")
+    assert pipeline.submit(key) is not None
+    [record] = pipeline.drain()
+    assert record.status == "SUCCEEDED", record.data.get("error")
+
+    result = pipeline.run_maintenance(["lineitem"])
+
+    assert result.status == "FAILED"
+    assert result.error == "MaintenanceFailed"
+    visited = [v.name for v in result.states_visited]
+    for state in ("MaintainWithLambda", "PlanTableChecks", "RunTableChecks", "EvaluateTableChecks"):
+        assert state in visited
+    assert "RecordChecksFailed" in visited
+    [alert] = [
+        json.loads(line) for line in (tmp_path / "home" / "outbox" / "alerts.jsonl").read_text().splitlines()
+    ]
+    assert alert["subject"] == "lakehouse: maintenance failed"
+    message = alert["message"]
+    [item] = message["results"]
+    assert item["status"] == "failed"
+    assert item["error"]["Error"] == "ChecksFailedError"
+    [check] = item["checks"]["results"]
+    assert (check["name"], check["metric"], check["max"], check["passed"]) == (
+        "at_most_15",
+        20.0,
+        15.0,
+        False,
+    )
+    assert sum(table_rows(tmp_path / "home").values()) == 20  # nothing rolled back
