@@ -245,7 +245,8 @@ def _print_checks(title: str, results: list[dict[str, Any]]) -> None:
 
 
 def checks(ctx: typer.Context, table: str, as_json: JsonOpt = False) -> None:
-    """Run the dataset's table checks now (the same Athena SQL the pipeline runs) and show the results."""
+    """Run every check of the dataset now, each over the whole table (the Athena SQL the pipeline and
+    maintenance run, batch checks measuring the table as one batch), and show the results."""
     from lakehouse.local.athena import LocalQueryEngine, QueryError
     from lakehouse.sql.checks import athena_table, compile_checks, evaluate, missing_references
 
