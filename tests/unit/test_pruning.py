@@ -29,6 +29,11 @@ def test_a_predicate_that_is_not_an_and_ed_equality_prunes_nothing() -> None:
     assert _prune("SELECT count(*) FROM t WHERE _run_id = 'run-2' OR k > 0") == {}
     assert _prune("SELECT count(*) FROM t WHERE _run_id <> 'run-2'") == {}
     assert _prune("SELECT count(*) FROM t WHERE other._run_id = 'run-2'") == {}
+    # A joined subquery that may carry its own `_run_id`: whose column the filter reads is not known.
+    assert (
+        _prune("SELECT count(*) FROM t JOIN (SELECT * FROM r) AS q ON t.k = q.id WHERE _run_id = 'run-2'")
+        == {}
+    )
 
 
 def test_the_uniqueness_semi_join_keeps_the_files_its_key_range_meets() -> None:

@@ -113,7 +113,7 @@ def _from_table(select: exp.Select) -> exp.Table | None:
         return None
     for join in select.args.get("joins") or []:
         inner = join.this.this if isinstance(join.this, exp.Subquery) else None
-        if not isinstance(inner, exp.Select) or RUN_COLUMN in inner.named_selects:
+        if not isinstance(inner, exp.Select) or RUN_COLUMN in inner.named_selects or inner.is_star:
             return None
     return source.this
 
