@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/burst.py
 	$(BIN)/python bench/lambda_cold_start.py
 	$(BIN)/python bench/throughput_model.py
+	$(BIN)/python bench/check_cost.py
 
 clean:
 	rm -rf .lakehouse .aws-sam .pytest_cache .mypy_cache .ruff_cache

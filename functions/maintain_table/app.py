@@ -1,4 +1,5 @@
-"""MaintainWithLambda: compact, checkpoint and vacuum one table."""
+"""MaintainWithLambda: compact, checkpoint and vacuum one table; PlanTableChecks / EvaluateTableChecks:
+its table-scoped checks (`action`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from lakehouse.observability import track_errors
-from lakehouse.stages.maintenance import maintain_table
+from lakehouse.stages.maintenance import maintenance_task
 from lakehouse.stages.runtime import get_runtime
 
 logger = Logger()
@@ -21,4 +22,4 @@ metrics = Metrics()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return maintain_table(get_runtime(), event)
+    return maintenance_task(get_runtime(), event)

@@ -418,12 +418,23 @@ class MaintenancePlan(_Section):
     tables: list[PlannedTable]
 
 
+class TableChecksPlan(_Section):
+    """`$.table_checks` (PlanTableChecks): the table-scoped checks of one table as one Athena query."""
+
+    has_checks: bool
+    checks_query: str | None = None
+    checks: list[str] = Field(default_factory=list, description="the checks' names, in the query's order")
+    missing_references: dict[str, str] = Field(default_factory=dict, description="{check: dataset}")
+
+
 class MaintenanceItemResult(_Open):
-    """What one Map iteration ends with (RecordSuccess / RecordFailure / RecordLeaseUnavailable)."""
+    """What one Map iteration ends with (RecordSuccess / RecordFailure / RecordLeaseUnavailable /
+    RecordChecksPassed / RecordChecksFailed)."""
 
     dataset: str
     status: Literal["succeeded", "failed"]
     error: ErrorInfo | None = None
+    checks: ChecksOutcome | None = Field(default=None, description="the table-scoped checks' results")
 
 
 class MaintenanceItemState(_Open):
@@ -441,6 +452,10 @@ class MaintenanceItemState(_Open):
     lease_release: LeaseRelease | None = None
     error: ErrorInfo | None = None
     release_error: ErrorInfo | None = None
+    table_checks: TableChecksPlan | None = None
+    athena: AthenaQuery | None = None
+    check_rows: AthenaRows | None = None
+    checks: ChecksOutcome | None = None
 
 
 class MaintenanceState(_Open):

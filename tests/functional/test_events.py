@@ -117,7 +117,7 @@ def test_checks_sample_matches_the_orders_contract() -> None:
     header = [c["VarCharValue"] for c in state["check_rows"]["Rows"][0]["Data"]]
     assert header == [c.name for c in contract.checks]
     assert len(metrics_from_athena(state["check_rows"])) == len(contract.checks)
-    query = compile_checks(contract, athena_table("lakehouse"), run_id=RUN_ID)
+    query = compile_checks(contract, athena_table("lakehouse"), run_id=RUN_ID, scope="batch")
     assert query is not None
     assert state["inspection"]["checks_query"] == query.athena()
 

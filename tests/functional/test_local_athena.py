@@ -147,9 +147,11 @@ def test_a_query_opens_only_the_tables_it_names(
     viewed: list[str] = []
     real = athena.delta_view_sql
 
-    def spy(con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable, uri: str) -> str | None:
+    def spy(
+        con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable, uri: str, keep: Any = None
+    ) -> str | None:
         viewed.append(name)
-        return real(con, name, table, uri)
+        return real(con, name, table, uri, keep)
 
     monkeypatch.setattr(athena, "delta_view_sql", spy)
     engine = LocalQueryEngine(rt)
@@ -162,3 +164,74 @@ def test_a_query_opens_only_the_tables_it_names(
     assert engine.query(cte).rows == [(2,)]
     assert viewed == ["orders"]
     assert set(engine.tables()) >= {"lineitem", "orders"}
+
+
+def _batches(rt: Runtime, count: int, rows: int = 50) -> None:
+    """lineitem as `count` committed batches, each its own file with its `_run_id`, keys increasing."""
+    for n in range(count):
+        keys = list(range(n * rows, (n + 1) * rows))
+        write_deltalake(
+            rt.table_uri("lineitem"),
+            pa.table(
+                {
+                    "l_orderkey": pa.array(keys, pa.int64()),
+                    "l_linenumber": pa.array([1] * rows, pa.int32()),
+                    "_run_id": pa.array([f"run-{n:03d}"] * rows),
+                }
+            ),
+            mode="append",
+        )
+
+
+def test_delta_statistics_skip_the_files_of_other_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch check opens the batch's files (and, for uniqueness and references, the files whose key
+    ranges meet the batch's), whatever the table's size; its metrics are those of an unpruned query."""
+    from lakehouse.contracts import load_contract
+    from lakehouse.local import athena
+    from lakehouse.local.pruning import Pruned
+    from lakehouse.sql.checks import athena_table, compile_checks
+
+    rt = _runtime(tmp_path / "home")
+    _batches(rt, 12)
+    # The newest batch repeats two keys of the batch before it (run-010: keys 500..549).
+    write_deltalake(
+        rt.table_uri("lineitem"),
+        pa.table(
+            {
+                "l_orderkey": pa.array([548, 549, 600, 601], pa.int64()),
+                "l_linenumber": pa.array([1, 1, 1, 1], pa.int32()),
+                "_run_id": pa.array(["run-new"] * 4),
+            }
+        ),
+        mode="append",
+    )
+    write_deltalake(rt.table_uri("orders"), pa.table({"o_orderkey": pa.array(range(0, 600), pa.int64())}))
+    contract = load_contract(ROOT / "datasets" / "lineitem.yaml")
+    unique = contract.model_copy(
+        update={"checks": tuple(c for c in contract.checks if c.name in ("line_unique", "orders_exist"))}
+    )
+    query = compile_checks(unique, athena_table("lakehouse"), run_id="run-new", scope="batch")
+    assert query is not None
+    opened: dict[str, int] = {}
+    real = athena.delta_view_sql
+
+    def spy(
+        con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable, uri: str, keep: Any = None
+    ) -> str | None:
+        opened[name] = len(table.get_add_actions(flatten=True)) if keep is None else len(keep)
+        return real(con, name, table, uri, keep)
+
+    monkeypatch.setattr(athena, "delta_view_sql", spy)
+    engine = LocalQueryEngine(rt)
+    pruned = engine.query(query.athena())
+    # Every scan reads the batch's file, or (the uniqueness semi-join) the files its key range 548..601
+    # meets: run-010's, run-011's and its own; never the other 10 of the table's 13.
+    assert sorted(opened.values()) == [1] * (len(opened) - 1) + [3], opened
+    assert not any(name in ("lineitem", "orders") for name in opened)  # no view over a whole table
+    # The same query with pruning off gives the same metrics.
+    monkeypatch.setattr(athena, "prune", lambda tree, stats_of: Pruned(tree))
+    whole = engine.query(query.athena())
+    assert pruned.rows == whole.rows
+    assert pruned.rows[0] == pytest.approx((0.5, 0.5))  # 548, 549 collide; 600, 601 lack an order

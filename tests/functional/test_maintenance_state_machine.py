@@ -34,7 +34,12 @@ FUNCTIONS = {
     "MaintainTableFunctionArn": "maintain_table",
     "RegisterTableFunctionArn": "register_table",
 }
-SERVICE_KEYS = ("emr-serverless:startJobRun.sync", "sns:publish")
+SERVICE_KEYS = (
+    "emr-serverless:startJobRun.sync",
+    "sns:publish",
+    "athena:startQueryExecution.sync",
+    "athena:getQueryResults",
+)
 
 
 def function_arn(directory: str) -> str:
@@ -48,6 +53,8 @@ SUBSTITUTIONS = {
     "ArtifactsBucket": "artifacts",
     "LakeBucket": "lake",
     "AlertTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:lakehouse-dev-alerts",
+    "AthenaWorkGroup": "lakehouse-dev",
+    "GlueDatabase": "lakehouse",
 }
 # One table's pass through the Map, by route.
 LAMBDA_TABLE = [
@@ -56,6 +63,8 @@ LAMBDA_TABLE = [
     "MaintainWithLambda",
     "SyncCatalog",
     "ReleaseLease",
+    "PlanTableChecks",
+    "HasTableChecks",
     "RecordSuccess",
 ]
 EMR_TABLE = [
@@ -64,8 +73,14 @@ EMR_TABLE = [
     "MaintainWithEmr",
     "SyncCatalog",
     "ReleaseLease",
+    "PlanTableChecks",
+    "HasTableChecks",
     "RecordSuccess",
 ]
+# After a table's maintenance, its table-scoped checks fail (nothing to roll back: reported, alerted).
+CHECKS_FAILED = ["RunTableChecks", "GetTableCheckResults", "EvaluateTableChecks", "TableChecksPassed"]
+CHECKS_FAILED_LAMBDA_TABLE = [*LAMBDA_TABLE[:-1], *CHECKS_FAILED, "RecordChecksFailed"]
+CHECKS_FAILED_EMR_TABLE = [*EMR_TABLE[:-1], *CHECKS_FAILED, "RecordChecksFailed"]
 FAILED_LAMBDA_TABLE = [
     "AcquireTableLease",
     "RouteMaintenance",
@@ -97,7 +112,11 @@ def lease_calls(result: ExecutionResult, action: str) -> list[str]:
 
 def outer_states(result: ExecutionResult) -> list[str]:
     inner = set(
-        LAMBDA_TABLE + EMR_TABLE + FAILED_LAMBDA_TABLE + ["MaintainWithEmr", "RecordLeaseUnavailable"]
+        LAMBDA_TABLE
+        + EMR_TABLE
+        + FAILED_LAMBDA_TABLE
+        + CHECKS_FAILED_LAMBDA_TABLE
+        + ["MaintainWithEmr", "RecordLeaseUnavailable"]
     )
     return [n for n in result.visited_names if n not in inner]
 
@@ -168,7 +187,10 @@ def test_two_tables_are_maintained(mocked_machine: LocalStateMachine, unmocked_c
     # Each table takes and gives back its own lease.
     assert lease_calls(result, "acquire") == lease_calls(result, "release") == ["lineitem", "orders"]
     # The small table went to Lambda, the large one to EMR Serverless with its table URI.
-    assert [p["dataset"] for p in lambda_inputs(result, "maintain_table")] == ["orders"]
+    maintained = [p for p in lambda_inputs(result, "maintain_table") if "action" not in p]
+    assert [p["dataset"] for p in maintained] == ["orders"]
+    planned = [p for p in lambda_inputs(result, "maintain_table") if p.get("action") == "plan_checks"]
+    assert sorted(p["dataset"] for p in planned) == ["lineitem", "orders"]
     emr = [
         json.loads(e["taskScheduledEventDetails"]["parameters"])
         for e in result.history
@@ -212,6 +234,44 @@ def test_one_table_failing_does_not_stop_the_others(
     assert statuses["lineitem"]["status"] == "succeeded"
     assert statuses["orders"]["status"] == "failed"
     assert statuses["orders"]["error"]["Error"] == "CommitFailedError"
+
+
+def test_failed_table_checks_fail_the_tables_and_alert_with_their_metrics(
+    mocked_machine: LocalStateMachine, unmocked_calls: list[str]
+) -> None:
+    result = run_case(mocked_machine, "TableChecksFail", unmocked_calls)
+
+    assert result.status == "FAILED", result
+    assert result.error == "MaintenanceFailed"
+    inner = Counter(n for n in result.visited_names if n not in outer_states(result))
+    assert inner == Counter(CHECKS_FAILED_LAMBDA_TABLE + CHECKS_FAILED_EMR_TABLE)
+    # The checks ran after the lease was given back: maintenance of the table itself succeeded.
+    assert lease_calls(result, "release") == ["lineitem", "orders"]
+    query = [
+        json.loads(e["taskScheduledEventDetails"]["parameters"])
+        for e in result.history
+        if e["type"] == "TaskScheduled" and e["taskScheduledEventDetails"]["resourceType"] == "athena"
+    ]
+    assert {q.get("WorkGroup") for q in query if "QueryString" in q} == {"lakehouse-dev"}
+    evaluated = [p for p in lambda_inputs(result, "maintain_table") if p.get("action") == "evaluate_checks"]
+    assert all(p["table_checks"]["checks"] == ["at_most_15"] for p in evaluated)
+    assert all(p["check_rows"]["Rows"][1]["Data"][0]["VarCharValue"] == "20.0" for p in evaluated)
+    [alert] = [
+        json.loads(e["taskScheduledEventDetails"]["parameters"])
+        for e in result.history
+        if e["type"] == "TaskScheduled" and e["taskScheduledEventDetails"]["resourceType"] == "sns"
+    ]
+    message = json.loads(alert["Message"])
+    for item in message["results"]:
+        assert item["status"] == "failed"
+        assert item["error"]["Error"] == "ChecksFailedError"
+        [check] = item["checks"]["results"]
+        assert (check["name"], check["metric"], check["max"], check["passed"]) == (
+            "at_most_15",
+            20.0,
+            15.0,
+            False,
+        )
 
 
 def test_nothing_to_maintain_succeeds(mocked_machine: LocalStateMachine, unmocked_calls: list[str]) -> None:
@@ -289,7 +349,16 @@ def test_real_handlers_maintain_two_tables(tmp_home: Path, monkeypatch: pytest.M
         k: project.resolve(v, project.parameter_defaults())
         for k, v in project.definition_substitution_keys(MACHINE).items()
     }
-    services = {"emr-serverless:startJobRun.sync": emr, "sns:publish": lambda _k, p: alerts.append(p)}
+
+    def athena(key: str, params: dict[str, Any]) -> Any:
+        raise AssertionError("the shipped datasets declare no table-scoped checks")
+
+    services = {
+        "emr-serverless:startJobRun.sync": emr,
+        "sns:publish": lambda _k, p: alerts.append(p),
+        "athena:startQueryExecution.sync": athena,
+        "athena:getQueryResults": athena,
+    }
     with LocalStateMachine(
         DEFINITION,
         name=MACHINE,

@@ -111,7 +111,7 @@ row_rules:
     assert json.loads(str(third[5])) == {"extra": '"q"'}
 
 
-# --- table checks --------------------------------------------------------------------------------
+# --- table checks (table scope; batch scope: tests/unit/test_checks_scope.py) ---------------
 
 CHECKS = parse_contract(
     r"""
@@ -127,21 +127,25 @@ columns:
   - {name: qty, type: bigint}
   - {name: seen, type: timestamp}
 checks:
-  - {name: rows, type: row_count}
+  - {name: rows, type: row_count, scope: table}
   - {name: rows_in_run, type: row_count, scope: run}
-  - {name: cust_complete, type: completeness, column: cust}
-  - {name: id_unique, type: uniqueness, column: id}
-  - {name: id_status_unique, type: uniqueness, columns: [id, status]}
-  - {name: status_known, type: values_in_set, column: status, values: [F, O]}
-  - {name: amount_sane, type: values_in_range, column: amount, range_min: 1, range_max: 100}
-  - {name: code_shape, type: values_match_regex, column: code, pattern: '^AB-\d$'}
+  - {name: cust_complete, type: completeness, column: cust, scope: table}
+  - {name: id_unique, type: uniqueness, column: id, scope: table}
+  - {name: id_status_unique, type: uniqueness, columns: [id, status], scope: table}
+  - {name: status_known, type: values_in_set, column: status, values: [F, O], scope: table}
+  - {name: amount_sane, type: values_in_range, column: amount, range_min: 1, range_max: 100, scope: table}
+  - {name: code_shape, type: values_match_regex, column: code, pattern: '^AB-\d$', scope: table}
   - name: cust_exists
     type: referential_integrity
     column: cust
     reference: {dataset: customers, column: cust_id}
-  - {name: big_amounts, type: custom_sql, sql: "SELECT count(*) FROM {table} WHERE amount > 100"}
-  - {name: mean_qty, type: custom_sql, sql: "SELECT sum(qty) / count(*) FROM {table}"}
-  - {name: fresh, type: freshness, column: seen}
+    scope: table
+  - name: big_amounts
+    type: custom_sql
+    sql: "SELECT count(*) FROM {table} WHERE amount > 100"
+    scope: table
+  - {name: mean_qty, type: custom_sql, sql: "SELECT sum(qty) / count(*) FROM {table}", scope: table}
+  - {name: fresh, type: freshness, column: seen, scope: table}
 """,
     "sales.yaml",
 )

@@ -185,7 +185,8 @@ def maintain(
     ] = 168,
     as_json: JsonOpt = False,
 ) -> None:
-    """Compact (OPTIMIZE), checkpoint and vacuum one table, under its lease."""
+    """Compact (OPTIMIZE), checkpoint and vacuum one table, under its lease; then run its table-scoped
+    checks (exit status 1 when one of severity `fail` fails)."""
     from lakehouse import tables
     from lakehouse.errors import LakehouseError
 
@@ -199,15 +200,49 @@ def maintain(
             )
         except LakehouseError as exc:
             raise _fail(str(exc), 1) from exc
+    checked = _table_checks(rt, target.source) if target.contract is not None else None
     if as_json:
-        _print_json(result)
-        return
-    _out().print(
-        f"{table}: files {result['files_before']} -> {result['files_after']}, "
-        f"checkpoint at version {result['checkpoint_version']}, vacuumed {result['vacuumed_files']} file(s), "
-        f"now at version {result['version_after']}",
-        highlight=False,
-    )
+        _print_json({**result, "checks": checked} if checked is not None else result)
+    else:
+        _out().print(
+            f"{table}: files {result['files_before']} -> {result['files_after']}, "
+            f"checkpoint at version {result['checkpoint_version']}, vacuumed {result['vacuumed_files']} "
+            f"file(s), now at version {result['version_after']}",
+            highlight=False,
+        )
+        if checked is not None:
+            _print_checks(f"Table checks of {table}", checked["results"])
+    if checked is not None and not checked["passed"]:
+        raise typer.Exit(1)
+
+
+def _table_checks(rt: Any, dataset: str) -> dict[str, Any] | None:
+    """The table-scoped checks of `dataset` on the local query engine (as the maintenance machine runs
+    them on Athena); None when it declares none."""
+    from lakehouse.local.athena import LocalQueryEngine, QueryError
+    from lakehouse.stages.maintenance import run_table_checks
+
+    engine = LocalQueryEngine(rt)
+
+    def metrics(sql: str) -> list[float | None]:
+        rows = engine.query(sql).rows
+        return [None if v is None else float(v) for v in rows[0]] if rows else []
+
+    try:
+        return run_table_checks(rt, dataset, metrics)
+    except QueryError as exc:
+        raise _fail(f"{dataset}: the table checks' query failed: {exc}", 1) from exc
+
+
+def _print_checks(title: str, results: list[dict[str, Any]]) -> None:
+    out = Table(title=title, title_justify="left")
+    for column in ("check", "metric", "min", "max", "severity", "result", "note"):
+        out.add_column(column)
+    for r in results:
+        verdict = Text("passed", style="green") if r["passed"] else Text("FAILED", style="red")
+        row = (r["name"], str(r["metric"]), str(r["min"]), str(r["max"]), r["severity"])
+        out.add_row(*row, verdict, r.get("note") or "")
+    _out().print(out)
 
 
 def _sweep_stranded(ctx: typer.Context, rt: Any, dataset: str) -> None:
@@ -222,7 +257,8 @@ def _sweep_stranded(ctx: typer.Context, rt: Any, dataset: str) -> None:
 
 
 def checks(ctx: typer.Context, table: str, as_json: JsonOpt = False) -> None:
-    """Run the dataset's table checks now (the same Athena SQL the pipeline runs) and show the results."""
+    """Run every check of the dataset now, each over the whole table (the Athena SQL the pipeline and
+    maintenance run, batch checks measuring the table as one batch), and show the results."""
     from lakehouse.local.athena import LocalQueryEngine, QueryError
     from lakehouse.sql.checks import athena_table, compile_checks, evaluate, missing_references
 
@@ -256,13 +292,6 @@ def checks(ctx: typer.Context, table: str, as_json: JsonOpt = False) -> None:
     if as_json:
         _print_json({"table": table, "passed": passed, "results": results})
     else:
-        out = Table(title=f"Checks of {table}", title_justify="left")
-        for column in ("check", "metric", "min", "max", "severity", "result", "note"):
-            out.add_column(column)
-        for r in results:
-            verdict = Text("passed", style="green") if r["passed"] else Text("FAILED", style="red")
-            row = (r["name"], str(r["metric"]), str(r["min"]), str(r["max"]), r["severity"])
-            out.add_row(*row, verdict, r.get("note") or "")
-        _out().print(out)
+        _print_checks(f"Checks of {table}", results)
     if not passed:
         raise typer.Exit(1)

@@ -134,11 +134,20 @@ class TableCheck(_Strict):
     range_min: float | None = None
     range_max: float | None = None
     reference: Reference | None = None
-    sql: str | None = None  # custom_sql: Athena SQL returning one number; `{table}` is this table
+    # custom_sql: Athena SQL returning one number; `{table}` is the checked rows (the batch's in batch
+    # scope, the whole table in table scope), `{full_table}` the whole table in either scope.
+    sql: str | None = None
     min: float | None = None
     max: float | None = None
     severity: Literal["warn", "fail"] = "fail"
-    scope: Literal["table", "run"] = "table"
+    # batch: the committing run's rows (`_run_id`), after every commit; table: the whole table, on the
+    # maintenance schedule. "run" is the earlier name of "batch" and still accepted.
+    scope: Literal["batch", "table", "run"] = "batch"  # "run" is read as "batch"
+
+    @field_validator("scope", mode="before")
+    @classmethod
+    def _scope_synonym(cls, value: object) -> object:
+        return "batch" if value == "run" else value
 
     @model_validator(mode="after")
     def _arguments(self) -> TableCheck:

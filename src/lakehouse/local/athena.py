@@ -31,6 +31,7 @@ from deltalake import DeltaTable
 
 from lakehouse import workdirs
 from lakehouse.duckdb_engine.delta import open_table
+from lakehouse.local.pruning import FileStats, prune
 from lakehouse.sql.dialects import ALTERNATIVES, UnsupportedFunctionError, athena_to_duckdb
 from lakehouse.stages.runtime import Runtime
 from lakehouse.types import TRINO_TYPES
@@ -75,8 +76,17 @@ def _native_root(table: DeltaTable, uri: str) -> str | None:
     return uri.removeprefix("file://").rstrip("/")
 
 
-def delta_view_sql(con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable, uri: str) -> str | None:
+def delta_view_sql(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    table: DeltaTable,
+    uri: str,
+    keep: Sequence[int] | None = None,
+) -> str | None:
     """A SELECT over the table's current snapshot read by DuckDB's own Parquet reader; None if it cannot.
+
+    `keep` (indexes into the add actions, from `lakehouse.local.pruning`) limits the view to those files:
+    Delta file skipping, decided from the log's statistics before any file is opened.
 
     The active files come from the Delta log (add actions), never from listing the folder, so removed
     and uncommitted files stay out. Columns are the Delta schema's, cast to its types: a column no file
@@ -91,6 +101,8 @@ def delta_view_sql(con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable,
     empty = con.from_arrow(pa.schema(table.schema().to_arrow()).empty_table())
     types = dict(zip(empty.columns, (str(t) for t in empty.types), strict=True))
     adds = pa.table(table.get_add_actions(flatten=True))
+    if keep is not None:
+        adds = adds.take(pa.array(list(keep), pa.int64()))
     paths = [_file_path(root, str(path)) for path in adds.column("path").to_pylist()]
     if not paths:
         columns = ", ".join(f"CAST(NULL AS {t}) AS {_quote(c)}" for c, t in types.items())
@@ -114,6 +126,16 @@ def delta_view_sql(con: duckdb.DuckDBPyConnection, name: str, table: DeltaTable,
         select.append(f"CAST({value} AS {duck_type}) AS {_quote(column)}")
     join = f" LEFT JOIN {_quote(files)} AS f ON p.{_FILE_COLUMN} = f.{_FILE_COLUMN}" if partitions else ""
     return f"SELECT {', '.join(select)} FROM {source} AS p{join}"
+
+
+def file_stats(table: DeltaTable) -> FileStats:
+    """The table's files with each column's min / max from the Delta log (for `pruning.prune`)."""
+    import pyarrow as pa
+
+    adds = pa.table(table.get_add_actions(flatten=True))
+    mins = {n[4:]: adds.column(n).to_pylist() for n in adds.column_names if n.startswith("min.")}
+    maxs = {n[4:]: adds.column(n).to_pylist() for n in adds.column_names if n.startswith("max.")}
+    return FileStats(tuple(str(p) for p in adds.column("path").to_pylist()), mins, maxs)
 
 
 def _file_path(root: str, path: str) -> str:
@@ -161,6 +183,17 @@ class QueryResult:
 
     def as_dicts(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+def _scalar_schema(table: DeltaTable) -> dict[str, str]:
+    """column -> Trino type of the table's scalar columns (the transpiler needs them for integer
+    division; nested types stay out)."""
+    out: dict[str, str] = {}
+    for field in table.schema().fields:
+        primitive = str(getattr(field.type, "type", ""))
+        if type(field.type).__name__ == "PrimitiveType":
+            out[field.name] = TRINO_TYPES.get(primitive, primitive)
+    return out
 
 
 def _quote(name: str) -> str:
@@ -231,17 +264,19 @@ class LocalQueryEngine:
         schema: dict[str, dict[str, str]] = {}
         for name, (uri, table) in self._open_tables(only).items():
             self._add_view(con, name, uri, table)
-            schema[name] = {}
-            for field in table.schema().fields:
-                primitive = str(getattr(field.type, "type", ""))
-                # Nested types stay out: the transpiler only needs scalar types (integer division).
-                if type(field.type).__name__ == "PrimitiveType":
-                    schema[name][field.name] = TRINO_TYPES.get(primitive, primitive)
+            schema[name] = _scalar_schema(table)
         return con, schema
 
-    def _add_view(self, con: duckdb.DuckDBPyConnection, name: str, uri: str, table: DeltaTable) -> None:
+    def _add_view(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        name: str,
+        uri: str,
+        table: DeltaTable,
+        keep: Sequence[int] | None = None,
+    ) -> None:
         """The view `name` (and `<database>.name`) over the table: DuckDB's reader, else deltalake's."""
-        body = delta_view_sql(con, name, table, uri)
+        body = delta_view_sql(con, name, table, uri, keep)
         if body is None:  # deltalake's lazily scanned dataset
             hidden = f"__delta_{name}"
             con.register(hidden, delta_dataset(uri, self.rt.storage_options))
@@ -263,14 +298,53 @@ class LocalQueryEngine:
             except UnsupportedFunctionError as exc:
                 raise QueryError(str(exc)) from exc
 
+    def _views_for(self, con: duckdb.DuckDBPyConnection, sql: str) -> tuple[str, dict[str, dict[str, str]]]:
+        """Views for what `sql` reads, and the query to run: scans that Delta statistics prune
+        (`lakehouse.local.pruning`) read views over just the files they may need, and a table gets a view
+        over all its files only if the query still reads it whole. (A view's files are all opened when
+        it is bound, so an unneeded full view would cost a read of every file's footer.)"""
+        opened = {
+            name.lower(): (name, uri, table)
+            for name, (uri, table) in self._open_tables(referenced_tables(sql)).items()
+        }
+        stats: dict[str, FileStats] = {}
+
+        def stats_of(name: str) -> FileStats | None:
+            entry = opened.get(name.lower())
+            if entry is None or _native_root(entry[2], entry[1]) is None:
+                return None
+            if name.lower() not in stats:
+                stats[name.lower()] = file_stats(entry[2])
+            return stats[name.lower()]
+
+        views: dict[str, tuple[str, list[int]]] = {}
+        try:
+            pruned = prune(sqlglot.parse_one(sql, read="athena"), stats_of)
+            if pruned.views:
+                sql, views = pruned.tree.sql(dialect="athena"), pruned.views
+        except sqlglot.errors.SqlglotError:
+            pass  # the transpiler reports it
+        still = referenced_tables(sql)
+        schema: dict[str, dict[str, str]] = {}
+        for key, (name, uri, table) in opened.items():
+            if still is None or key in still:
+                self._add_view(con, name, uri, table)
+                schema[name] = _scalar_schema(table)
+        for view, (name, keep) in views.items():
+            _, uri, table = opened[name.lower()]
+            self._add_view(con, view, uri, table, keep)
+            schema[view] = _scalar_schema(table)
+        return sql, schema
+
     def query(self, sql: str) -> QueryResult:
         with workdirs.run_workdir("athena") as scratch:
             return self._query(sql, scratch)
 
     def _query(self, sql: str, scratch: Path) -> QueryResult:
         started = time.monotonic()
-        con, schema = self.connect(scratch, only=referenced_tables(sql))
+        con, _ = self.connect(scratch, only=set())
         try:
+            sql, schema = self._views_for(con, sql)
             duck_sql = self.transpile(sql, schema)
             try:
                 relation = con.sql(duck_sql)

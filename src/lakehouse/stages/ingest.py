@@ -20,6 +20,7 @@ from lakehouse.events import app_id_for
 from lakehouse.formats import SAMPLE_BYTES, detect
 from lakehouse.sql.checks import (
     athena_table,
+    checks_in_scope,
     compile_checks,
     evaluate,
     metrics_from_athena,
@@ -153,11 +154,12 @@ def _inspect_one(rt: Runtime, run: RunState) -> dict[str, Any]:
         )
     table_uri = rt.table_uri(run.dataset)
     table = open_table(table_uri, rt.storage_options)
-    references = {c.reference.dataset for c in contract.checks if c.reference is not None}
+    # Batch-scoped checks only: table-scoped ones run on the maintenance schedule (stages/maintenance.py).
+    batch_checks = checks_in_scope(contract, "batch")
+    references = {c.reference.dataset for c in batch_checks if c.reference is not None}
     available = {run.dataset} | {d for d in references if open_table(rt.table_uri(d), rt.storage_options)}
-    checks = compile_checks(
-        contract, athena_table(rt.settings.glue_database), run_id=run.run_id, available=available
-    )
+    database = athena_table(rt.settings.glue_database)
+    checks = compile_checks(contract, database, run_id=run.run_id, available=available, scope="batch")
     return Inspection(
         format=detected.kind,
         compression=detected.compression,
@@ -168,7 +170,7 @@ def _inspect_one(rt: Runtime, run: RunState) -> dict[str, Any]:
         version_before=table.version() if table is not None else -1,
         has_checks=checks is not None,
         checks_query=checks.athena() if checks else None,
-        missing_references=missing_references(contract, available),
+        missing_references=missing_references(contract, available, "batch"),
         has_derived=bool(contract.derived) and _derived_due(rt, [m.name for m in contract.derived]),
         derived_models=[m.name for m in contract.derived],
     ).model_dump(mode="json")
@@ -432,7 +434,8 @@ def evaluate_checks(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     result_set = parse_model(AthenaRows, rows.get("ResultSet", rows), "state $.check_rows")
     metrics = metrics_from_athena(result_set.model_dump(mode="json"))
     inspection = run.inspection
-    results = evaluate(contract.checks, metrics, inspection.missing_references if inspection else None)
+    checks = checks_in_scope(contract, "batch")  # what Inspect compiled, in its order
+    results = evaluate(checks, metrics, inspection.missing_references if inspection else None)
     passed = all(r.passed or r.severity == "warn" for r in results)
     out = ChecksOutcome(
         passed=passed,
