@@ -132,25 +132,33 @@ def _drain_input(drain: str, dataset: str) -> dict[str, Any]:
 
 
 def select_batch(
-    items: Sequence[PendingObject], *, max_objects: int, max_bytes: int, alone_over_bytes: int
+    items: Sequence[PendingObject],
+    *,
+    max_objects: int,
+    max_bytes: int,
+    alone_over_bytes: int,
+    glue_max_objects: int = 1,
+    glue_max_bytes: int = 0,
 ) -> list[PendingObject]:
-    """The next batch, oldest first. An isolation group goes alone, as does a file above the Lambda
-    route (the Glue route takes one object); otherwise objects up to the count and byte limits."""
+    """The next batch, oldest first. An isolation group goes alone. Objects up to the Lambda route
+    (`alone_over_bytes`) batch up to `max_objects`/`max_bytes`; objects above it take the Glue route and
+    batch only with each other, up to `glue_max_objects`/`glue_max_bytes` (the routes never mix). A
+    batch stops at the first object of the other route, so arrival order is kept; it always takes one."""
     pending = sorted((i for i in items if i.status == "pending"), key=lambda i: (i.arrived_ns, i.object_id))
     if not pending:
         return []
     first = pending[0]
     if first.group:
         return [i for i in pending if i.group == first.group]
-    if (first.size or 0) > alone_over_bytes or max_objects <= 1:
-        return [first]
+    large = (first.size or 0) > alone_over_bytes
+    limit_objects, limit_bytes = (glue_max_objects, glue_max_bytes) if large else (max_objects, max_bytes)
     batch: list[PendingObject] = []
     total = 0
     for item in pending:
         size = item.size or 0
-        if item.group or size > alone_over_bytes:
+        if item.group or (size > alone_over_bytes) != large:
             break  # keep arrival order: the next batch starts with it
-        if batch and (len(batch) >= max_objects or total + size > max_bytes):
+        if batch and (len(batch) >= limit_objects or total + size > limit_bytes):
             break
         batch.append(item)
         total += size
@@ -183,6 +191,8 @@ def claim_batch(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
             max_objects=rt.settings.batch_max_objects,
             max_bytes=rt.settings.batch_max_bytes,
             alone_over_bytes=rt.settings.lambda_route_max_bytes,
+            glue_max_objects=rt.settings.glue_batch_max_objects,
+            glue_max_bytes=rt.settings.glue_batch_max_bytes,
         )
         claimed: set[str] = set(
             rt.adapters.pending.claim(run.dataset, [i.object_id for i in chosen], run.run_id)
