@@ -22,12 +22,14 @@ from aws_lambda_powertools import Logger
 
 from lakehouse.errors import InvalidInputError, LeaseHeldError
 from lakehouse.events import ObjectCreated, execution_name
-from lakehouse.stages.runtime import RunState, Runtime, parse_model
+from lakehouse.stages.runtime import RunState, Runtime, parse_model, started_at
 from lakehouse.stages.start import PipelineStarter
 from lakehouse.state import (
     Batch,
     BatchObject,
     BatchOutcome,
+    GlueManifest,
+    ManifestObject,
     PendingObject,
     RunInput,
     RunRecord,
@@ -212,6 +214,48 @@ def _with_batch(state: dict[str, Any], objects: list[BatchObject], group: str | 
         # One object: the single-object states read it where they always have ($.bucket, $.key...).
         out.update(objects[0].model_dump(mode="json"))
     return out
+
+
+# -- the Glue route's manifest -------------------------------------------------------------------------
+
+
+def write_manifest(rt: Runtime, run: RunState, inspection: dict[str, Any]) -> str:
+    """Write the manifest of a batch for the Glue route (`runs/<run_id>/manifest.json` in the lake) and
+    return its URI: the job run gets only this URI, since StartJobRun's arguments are size-limited.
+
+    Each object: where it is, its pinned version (version id, else ETag), its object id (rejects key),
+    app id and transaction version. Written by `Inspect` once the route is known; deterministic, so a
+    retried Inspect rewrites the same manifest."""
+    from lakehouse.events import app_id_for
+
+    app_ids: dict[str, str] = dict(inspection.get("app_ids") or {})
+    objects = []
+    for raw in run.objects():
+        one = run.for_object(raw)
+        app_id = app_ids.get(one.object_id) or (
+            str(inspection["app_id"])
+            if not run.is_batch
+            else app_id_for(run.dataset, one.bucket, one.key, one.object_version)
+        )
+        objects.append(
+            ManifestObject(
+                object_id=one.object_id,
+                bucket=one.bucket,
+                key=one.key,
+                **one.pins(),
+                source_version=one.source_version,
+                ingested_at=started_at(one.raw).isoformat(),
+                app_id=app_id,
+                txn_version=one.txn_version,
+            )
+        )
+    manifest = GlueManifest(
+        run_id=run.run_id, dataset=run.dataset, table_uri=str(inspection["table_uri"]), objects=objects
+    )
+    where = rt.layout.manifest(run.run_id)
+    body = manifest.model_dump_json(indent=1).encode()
+    rt.adapters.objects.put_bytes(where.bucket, where.key, body)
+    return str(rt.adapters.objects.uri(where.bucket, where.key))
 
 
 # -- FinishBatch / SplitBatch / the end of a drain ------------------------------------------------------
