@@ -40,7 +40,11 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
             parser.add_argument(f"--{name}")
         return {**vars(parser.parse_known_args(argv[1:])[0]), "on_glue": False}
     present = [name for name in OPTIONAL if f"--{name}" in argv]
-    return {**dict.fromkeys(OPTIONAL), **getResolvedOptions(argv, ["manifest_uri", *present]), "on_glue": True}
+    return {
+        **dict.fromkeys(OPTIONAL),
+        **getResolvedOptions(argv, ["manifest_uri", *present]),
+        "on_glue": True,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

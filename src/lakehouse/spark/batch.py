@@ -30,9 +30,9 @@ from pyspark.sql.window import Window
 from lakehouse import ingest_core as core
 from lakehouse.commit_log import commit_metadata
 from lakehouse.contracts.model import Contract
-from lakehouse.sql.compiler import IngestPlan
 from lakehouse.spark.delta_tables import _jvm, delta_log, session_confs, table_property_defaults, table_state
 from lakehouse.spark.ingest import SparkBackend, _c, _commit_sql, quoted
+from lakehouse.sql.compiler import IngestPlan
 
 _SEQ = "__lakehouse_batch_seq"
 _FILE = "__lakehouse_batch_file"
@@ -135,7 +135,7 @@ def _last_wins(union: DataFrame, contract: Contract) -> DataFrame:
     return union.where(F.col(_KEEP)).drop(_SEQ, _KEEP)
 
 
-def _commit(  # noqa: PLR0913 - one commit's inputs, keyword-only
+def _commit(
     spark: SparkSession,
     contract: Contract,
     table_uri: str,
@@ -153,7 +153,7 @@ def _commit(  # noqa: PLR0913 - one commit's inputs, keyword-only
     options = {"userMetadata": user_metadata}
     if merge_schema:
         options["mergeSchema"] = "true"
-    mode, data, removes = "Append", rows, []
+    mode, data, removes = "Append", rows, list[Any]()
     if not create and contract.write_mode == "overwrite_partitions":
         values = rows.select(*[_c(c) for c in contract.partition_by]).distinct().collect()
         options["replaceWhere"] = core.partition_predicate(
@@ -203,19 +203,13 @@ def _merge_rewrite(
     target = spark.read.format("delta").load(table_uri)
     target = target.select("*", F.col("_metadata.file_name").alias(_FILE)).alias("t")
     source_keys = rows.select(*[_c(k) for k in keys]).distinct().alias("s")
-    on = reduce(
-        lambda a, b: a & b, [F.col(f"t.{quoted(k)}") == F.col(f"s.{quoted(k)}") for k in keys]
-    )
+    on = reduce(lambda a, b: a & b, [F.col(f"t.{quoted(k)}") == F.col(f"s.{quoted(k)}") for k in keys])
     touched = {
         str(r[0]) for r in target.join(source_keys, on, "left_semi").select(_FILE).distinct().collect()
     }
     if not touched:
         return rows, []
-    kept = (
-        target.where(F.col(_FILE).isin(sorted(touched)))
-        .join(source_keys, on, "left_anti")
-        .drop(_FILE)
-    )
+    kept = target.where(F.col(_FILE).isin(sorted(touched))).join(source_keys, on, "left_anti").drop(_FILE)
     files = txn.filterFiles()
     removes = []
     for n in range(files.length()):

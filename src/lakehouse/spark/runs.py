@@ -8,9 +8,6 @@ import posixpath
 from pathlib import Path
 from typing import Any
 
-from collections.abc import Callable
-from typing import TypeVar
-
 from pydantic import ValidationError
 from pyspark.sql import SparkSession
 
@@ -23,8 +20,6 @@ from lakehouse.events import started_at
 from lakehouse.spark.batch import StagedObject, StagingSparkBackend, commit_staged
 from lakehouse.sql.compiler import RunMeta
 from lakehouse.state import CommitResult, GlueManifest, ManifestObject, ObjectCommit
-
-_T = TypeVar("_T")
 
 
 def _jvm(spark: SparkSession) -> Any:
@@ -130,7 +125,7 @@ def ingest_manifest(  # noqa: PLR0913 - the job's options, keyword-only
             rejects = (rejects_uris or {}).get(obj.object_id) or _rejects_uri(
                 quarantine_bucket, manifest.dataset, obj.object_id
             )
-            objects.append(_named(manifest, obj, lambda: _stage(spark, contract, manifest, obj, source, rejects)))
+            objects.append(_stage(spark, contract, manifest, obj, source, rejects))
         landed = commit_staged(spark, contract, manifest.table_uri, manifest.run_id, objects)
     finally:
         for staged in objects:
@@ -175,25 +170,27 @@ def _stage(
     txn = core.Txn(obj.app_id, obj.txn_version, meta)
     try:
         result = core.ingest(backend, contract, meta, txn, s3_uri)
+    except Exception as exc:
+        backend.release()
+        named = _named(manifest, obj, exc)
+        if named is exc:
+            raise
+        raise named from exc
     except BaseException:
         backend.release()
         raise
     return StagedObject(obj.object_id, result, txn, backend)
 
 
-def _named(manifest: GlueManifest, obj: ManifestObject, stage: Callable[[], _T]) -> _T:
-    """An object's error names it in a batch of several (`(object <id>)`), so SplitBatch isolates it."""
+def _named(manifest: GlueManifest, obj: ManifestObject, exc: Exception) -> Exception:
+    """An object's error, naming it in a batch of several (`(object <id>)`), so SplitBatch isolates it."""
+    mark = f"(object {obj.object_id})"
+    if len(manifest.objects) == 1 or mark in str(exc):
+        return exc
     try:
-        return stage()
-    except Exception as exc:
-        mark = f"(object {obj.object_id})"
-        if len(manifest.objects) < 2 or mark in str(exc):
-            raise
-        try:
-            named = type(exc)(f"{exc} {mark}")
-        except Exception:
-            raise exc from None
-        raise named from exc
+        return type(exc)(f"{exc} {mark}")
+    except Exception:
+        return exc
 
 
 def batch_result(objects: list[StagedObject], landed: tuple[int, int, int] | None) -> dict[str, Any]:
@@ -211,7 +208,11 @@ def batch_result(objects: list[StagedObject], landed: tuple[int, int, int] | Non
     resumed = [r for r in results if r.resumed]
     if landed is None:
         if resumed:
-            before, after, written = resumed[0].version_before, resumed[0].version_after, resumed[0].rows_written
+            before, after, written = (
+                resumed[0].version_before,
+                resumed[0].version_after,
+                resumed[0].rows_written,
+            )
         else:
             before = after = max((r.version_after for r in results), default=-1)
             written = 0

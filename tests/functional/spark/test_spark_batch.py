@@ -23,7 +23,8 @@ from lakehouse.sql.compiler import RunMeta
 pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.xdist_group("spark")]
 
 REPO = Path(__file__).resolve().parents[3]
-HEADER = "o_orderkey,o_custkey,o_orderstatus,o_totalprice,o_orderdate,o_orderpriority,o_clerk,o_shippriority,o_comment"
+COLUMNS = "o_orderkey,o_custkey,o_orderstatus,o_totalprice,o_orderdate"
+HEADER = COLUMNS + ",o_orderpriority,o_clerk,o_shippriority,o_comment"
 
 
 def orders_csv(path: Path, rows: list[tuple[int, str, str]]) -> Path:
@@ -56,7 +57,9 @@ def run_manifest(
     objects = [obj(path, n) for n, path in files]
     manifest = tmp / "lake" / "runs" / run_id / "manifest.json"
     manifest.parent.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps({"run_id": run_id, "dataset": "orders", "table_uri": table, "objects": objects}))
+    manifest.write_text(
+        json.dumps({"run_id": run_id, "dataset": "orders", "table_uri": table, "objects": objects})
+    )
     return ingest_manifest(
         spark,
         str(manifest),
@@ -113,7 +116,12 @@ def test_two_object_manifests_commit_once_each_and_equal_a_clean_run(spark: Any,
     for n, path in files:
         assert delta.transaction_version(obj(path, n)["app_id"]) == 1
     batch_rows = rows_of(table)
-    assert [(r["o_orderkey"], r["o_orderstatus"]) for r in batch_rows] == [(1, "F"), (2, "F"), (3, "P"), (4, "F")]
+    assert [(r["o_orderkey"], r["o_orderstatus"]) for r in batch_rows] == [
+        (1, "F"),
+        (2, "F"),
+        (3, "P"),
+        (4, "F"),
+    ]
 
     clean = str(tmp_path / "clean" / "orders")
     clean_run(spark, tmp_path, clean, files)
@@ -137,7 +145,13 @@ def test_a_bad_object_fails_the_batch_naming_it_and_commits_nothing(spark: Any, 
     run_manifest(spark, tmp_path, "orders-drain-1", table, [(1, good)])
 
     with pytest.raises(errors.InvalidInputError) as failed:
-        run_manifest(spark, tmp_path, "orders-drain-2", table, [(2, orders_csv(tmp_path / "g2.csv", [(5, "O", "5.00")])), (3, bad)])
+        run_manifest(
+            spark,
+            tmp_path,
+            "orders-drain-2",
+            table,
+            [(2, orders_csv(tmp_path / "g2.csv", [(5, "O", "5.00")])), (3, bad)],
+        )
     assert "(object orders-obj3)" in str(failed.value)
     assert "(object orders-obj2)" not in str(failed.value)
     assert DeltaTable(table).version() == 0
