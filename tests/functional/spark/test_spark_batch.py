@@ -156,3 +156,91 @@ def test_a_bad_object_fails_the_batch_naming_it_and_commits_nothing(spark: Any, 
     assert "(object orders-obj2)" not in str(failed.value)
     assert DeltaTable(table).version() == 0
     assert [r["o_orderkey"] for r in rows_of(table)] == [1]
+
+
+LINEITEM_COLUMNS = (
+    "l_orderkey,l_partkey,l_suppkey,l_linenumber,l_quantity,l_extendedprice,l_discount,l_tax,l_returnflag,"
+    "l_linestatus,l_shipdate,l_commitdate,l_receiptdate,l_shipinstruct,l_shipmode,l_comment"
+)
+
+
+def lineitem_csv(path: Path, first_key: int, modes: list[str]) -> Path:
+    lines = [LINEITEM_COLUMNS] + [
+        f"{first_key + i},1552,93,1,17,24710.35,0.04,0.02,N,O,1996-03-13,1996-02-12,1996-03-22,"
+        f"DELIVER IN PERSON,{mode},line {first_key + i}"
+        for i, mode in enumerate(modes)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("write_mode", ["append", "overwrite_partitions"])
+def test_append_and_partition_overwrite_manifests_equal_a_clean_run(
+    spark: Any, tmp_path: Path, write_mode: str
+) -> None:
+    """Append adds both objects' rows; a partition overwrite takes each partition from the last object
+    that has it (as one replaceWhere write per object would)."""
+    import yaml
+
+    from lakehouse.contracts import parse_contract
+    from lakehouse.spark.ingest import ingest_object
+    from lakehouse.spark.runs import ingest_manifest
+
+    spec = yaml.safe_load((REPO / "datasets" / "lineitem.yaml").read_text())
+    spec.update(write_mode=write_mode, checks=[])
+    datasets = tmp_path / "datasets"
+    datasets.mkdir()
+    text = yaml.safe_dump(spec, sort_keys=False)
+    (datasets / "lineitem.yaml").write_text(text)
+    contract = parse_contract(text)
+    files = [
+        lineitem_csv(tmp_path / "l0.csv", 1, ["TRUCK", "MAIL", "AIR"]),
+        lineitem_csv(tmp_path / "l1.csv", 10, ["TRUCK", "MAIL", "AIR", "TRUCK"]),
+        lineitem_csv(tmp_path / "l2.csv", 20, ["MAIL", "TRUCK"]),
+    ]
+
+    def entry(n: int, path: Path) -> dict[str, Any]:
+        key = f"lineitem/{path.name}"
+        return {
+            "object_id": f"lineitem-obj{n}", "bucket": "landing", "key": key, "etag": f"e{n}",
+            "source_version": f"e{n}", "ingested_at": INGESTED_AT.isoformat(),
+            "app_id": app_id_for("lineitem", "landing", key, f"e{n}"),
+        }  # fmt: skip
+
+    table = str(tmp_path / "lake" / "tables" / "lineitem")
+    for run_id, batch in (("lineitem-drain-1", [0]), ("lineitem-drain-2", [1, 2])):
+        objects = [entry(n, files[n]) for n in batch]
+        manifest = tmp_path / "runs" / run_id / "manifest.json"
+        manifest.parent.mkdir(parents=True)
+        body = {"run_id": run_id, "dataset": "lineitem", "table_uri": table, "objects": objects}
+        manifest.write_text(json.dumps(body))
+        result = ingest_manifest(
+            spark, str(manifest), datasets_dir=datasets, result_uri=str(manifest.parent / "commit.json"),
+            source_uris={o["object_id"]: str(files[n]) for o, n in zip(objects, batch, strict=True)},
+            rejects_uris={o["object_id"]: str(tmp_path / "rejects" / o["object_id"]) for o in objects},
+        )  # fmt: skip
+        assert result["status"] == "committed", result
+    assert DeltaTable(table).version() == 1
+
+    clean = str(tmp_path / "clean")
+    for n, path in enumerate(files):
+        o = entry(n, path)
+        meta = RunMeta(
+            source_uri=f"s3://landing/{o['key']}", source_version=o["source_version"],
+            ingested_at=INGESTED_AT, run_id=f"clean-{n}",
+        )  # fmt: skip
+        ingest_object(
+            spark, str(path), contract, clean, meta, app_id=o["app_id"],
+            rejects_uri=str(tmp_path / "clean-rejects" / f"{n}.parquet"),
+        )  # fmt: skip
+
+    def rows(uri: str) -> list[tuple[Any, ...]]:
+        found = read_rows(uri, with_metadata=True)
+        return sorted(tuple(v for k, v in sorted(r.items()) if k != "_run_id") for r in found)
+
+    assert rows(table) == rows(clean)
+    keys = sorted(r["l_orderkey"] for r in read_rows(table))
+    if write_mode == "append":
+        assert keys == [1, 2, 3, 10, 11, 12, 13, 20, 21]
+    else:  # TRUCK and MAIL from l2 (the last that has them), AIR from l1
+        assert keys == [12, 20, 21]
