@@ -201,6 +201,8 @@ def batch_result(objects: list[StagedObject], landed: tuple[int, int, int] | Non
         for r in results:
             if r.status == "committed" and not r.resumed:
                 r.version_before, r.version_after = before, after
+        if len(objects) == 1:
+            results[0].rows_written = written  # a merge: rows inserted + updated, as the commit counted
     if len(objects) == 1:
         one = results[0].as_dict()
         one["rejects_uri"] = one.pop("rejects_path")
