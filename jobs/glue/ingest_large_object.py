@@ -1,9 +1,13 @@
-"""Glue 5.0 job `TransformWithGlue`: ingest one large object with Spark + Delta, exactly once.
+"""Glue 5.0 job `TransformWithGlue`: commit the large objects of a manifest with Spark + Delta, exactly once.
 
-Arguments: --run_input (the state as JSON), and optionally --datasets_dir (else $DATASETS_DIR), --lake_bucket,
---quarantine_bucket, --result_uri, --rejects_uri, --source_uri (local runs: the object's local path).
-Without --source_uri the job reads a server-side copy of exactly the event's object version, staged at
-s3://<lake>/runs/<run_id>/source/<file> (Spark cannot pin a version itself; see docs/ARCHITECTURE.md).
+Arguments: --manifest_uri (s3://<lake>/runs/<run_id>/manifest.json, written by Inspect: each object's
+bucket, key, version pin, object id, app id and transaction version; StartJobRun's arguments are
+size-limited, so the objects travel in the manifest, not here), --run_id (checked against the manifest),
+and optionally --datasets_dir (else $DATASETS_DIR), --lake_bucket, --quarantine_bucket, --result_uri,
+and for local runs --source_uris / --rejects_uris (JSON {object_id: path}).
+Without a source URI the job reads a server-side copy of exactly each object's version, staged at
+s3://<lake>/runs/<run_id>/source/<object_id>/<file> (Spark cannot pin a version itself; see
+docs/ARCHITECTURE.md). All objects are committed in one Delta transaction with one app transaction each.
 Writes the commit result to s3://<lake>/runs/<run_id>/commit.json (or --result_uri).
 """
 
@@ -15,7 +19,15 @@ import os
 import sys
 from typing import Any
 
-OPTIONAL = ("datasets_dir", "lake_bucket", "quarantine_bucket", "result_uri", "rejects_uri", "source_uri")
+OPTIONAL = (
+    "run_id",
+    "datasets_dir",
+    "lake_bucket",
+    "quarantine_bucket",
+    "result_uri",
+    "source_uris",
+    "rejects_uris",
+)
 
 
 def parse_args(argv: list[str]) -> dict[str, Any]:
@@ -23,29 +35,34 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
         from awsglue.utils import getResolvedOptions
     except ImportError:  # not on Glue: plain argparse, so the same script runs locally
         parser = argparse.ArgumentParser(description=__doc__)
-        parser.add_argument("--run_input", required=True)
+        parser.add_argument("--manifest_uri", required=True)
         for name in OPTIONAL:
             parser.add_argument(f"--{name}")
         return {**vars(parser.parse_known_args(argv[1:])[0]), "on_glue": False}
     present = [name for name in OPTIONAL if f"--{name}" in argv]
-    return {**dict.fromkeys(OPTIONAL), **getResolvedOptions(argv, ["run_input", *present]), "on_glue": True}
+    return {
+        **dict.fromkeys(OPTIONAL),
+        **getResolvedOptions(argv, ["manifest_uri", *present]),
+        "on_glue": True,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from lakehouse.spark.runs import ingest_run
+    from lakehouse.spark.runs import ingest_manifest
     from lakehouse.spark.session import get_spark
 
     args = parse_args(sys.argv if argv is None else argv)
     spark = get_spark("lakehouse-ingest-large-object", local=not args["on_glue"])
-    return ingest_run(
+    return ingest_manifest(
         spark,
-        json.loads(args["run_input"]),
+        args["manifest_uri"],
+        run_id=args["run_id"],
         datasets_dir=args["datasets_dir"] or os.environ.get("DATASETS_DIR", "datasets"),
         result_uri=args["result_uri"],
-        rejects_uri=args["rejects_uri"],
-        source_uri=args["source_uri"],
         lake_bucket=args["lake_bucket"] or os.environ.get("LAKE_BUCKET"),
         quarantine_bucket=args["quarantine_bucket"] or os.environ.get("QUARANTINE_BUCKET"),
+        source_uris=json.loads(args["source_uris"]) if args["source_uris"] else None,
+        rejects_uris=json.loads(args["rejects_uris"]) if args["rejects_uris"] else None,
     )
 
 

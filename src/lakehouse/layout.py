@@ -5,7 +5,8 @@
 | a dataset's Delta table | lake | `tables/<dataset>` |
 | a derived (gold) table | lake | `derived/<model>` |
 | the Glue job's commit result | lake | `runs/<run_id>/commit.json` |
-| the Glue job's staged copy of the object | lake | `runs/<run_id>/source/<name>` |
+| the Glue job's manifest (the objects of its batch) | lake | `runs/<run_id>/manifest.json` |
+| the Glue job's staged copy of an object | lake | `runs/<run_id>/source/<object_id>/<name>` |
 | rejected rows | quarantine | `rows/<dataset>/<run_id>/rejects.parquet` |
 | a quarantined object, and its reason | quarantine | `objects/<dataset>/<run_id>/<name>` (+ `.reason.json`) |
 
@@ -62,8 +63,11 @@ class Layout:
     def commit_result(self, run_id: str) -> Location:
         return Location(self.lake_bucket, commit_result_key(run_id))
 
-    def staged_source(self, run_id: str, name: str) -> Location:
-        return Location(self.lake_bucket, staged_source_key(run_id, name))
+    def manifest(self, run_id: str) -> Location:
+        return Location(self.lake_bucket, manifest_key(run_id))
+
+    def staged_source(self, run_id: str, object_id: str, name: str) -> Location:
+        return Location(self.lake_bucket, staged_source_key(run_id, object_id, name))
 
     def rejects(self, dataset: str, run_id: str) -> Location:
         return Location(self.quarantine_bucket, rejects_key(dataset, run_id))
@@ -87,8 +91,15 @@ def commit_result_key(run_id: str) -> str:
     return f"{RUNS}/{identifiers.run_id(run_id)}/commit.json"
 
 
-def staged_source_key(run_id: str, name: str) -> str:
-    return f"{RUNS}/{identifiers.run_id(run_id)}/source/{name}"
+def manifest_key(run_id: str) -> str:
+    return f"{RUNS}/{identifiers.run_id(run_id)}/manifest.json"
+
+
+def staged_source_key(run_id: str, object_id: str, name: str) -> str:
+    """`runs/<run_id>/source/<object_id>/<name>`: one folder per object (two versions of one key may
+    share a batch); `name` is the object's file name (no folders)."""
+    base = PurePosixPath(name).name or "object"
+    return f"{RUNS}/{identifiers.run_id(run_id)}/source/{identifiers.run_id(object_id)}/{base}"
 
 
 def rejects_key(dataset: str, run_id: str) -> str:

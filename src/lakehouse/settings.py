@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     # (docs/ARCHITECTURE.md, "Pending set and drains"; 1 keeps one object per drain for debugging).
     batch_max_objects: int = Field(100, alias="BATCH_MAX_OBJECTS", ge=1)
     batch_max_bytes: int = Field(64 * 1024 * 1024, alias="BATCH_MAX_BYTES", ge=1)
+    # The same for objects above the Lambda route: one Glue job run commits up to this many (listed in
+    # a manifest, docs/ARCHITECTURE.md "The Glue route"); 1 sends each large object alone.
+    glue_batch_max_objects: int = Field(10, alias="GLUE_BATCH_MAX_OBJECTS", ge=1)
+    glue_batch_max_bytes: int = Field(16 * 1024**3, alias="GLUE_BATCH_MAX_BYTES", ge=1)
     # A drain refreshes its dataset's derived tables only if the last refresh is at least this old.
     derived_refresh_min_interval_s: int = Field(0, alias="DERIVED_REFRESH_MIN_INTERVAL_S", ge=0)
     # DuckDB's memory limit inside the engine; keeps peak RSS flat whatever the file size.

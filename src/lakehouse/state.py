@@ -166,6 +166,46 @@ class Batch(_Section):
     group: str | None = None
 
 
+class ManifestObject(_Section):
+    """One object of a Glue manifest: where it is, its pinned version and its app transaction."""
+
+    object_id: str
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+    source_version: str = Field("", description="what the rows' `_source_version` says")
+    ingested_at: str = Field(description="the rows' `_ingested_at` (ISO 8601, the object's event time)")
+    app_id: str
+    txn_version: int = commit_log.FIRST_TXN_VERSION
+
+    @field_validator("object_id", mode="before")
+    @classmethod
+    def _object_id(cls, value: object) -> str:
+        return identifiers.run_id(value)
+
+
+class GlueManifest(_Section):
+    """`s3://<lake>/runs/<run_id>/manifest.json`: what one Glue job run commits, in one transaction.
+
+    The job gets only its URI (StartJobRun arguments are size-limited; a batch's keys are not)."""
+
+    run_id: str
+    dataset: str
+    table_uri: str
+    objects: list[ManifestObject] = Field(min_length=1)
+
+    @field_validator("run_id", mode="before")
+    @classmethod
+    def _run_id(cls, value: object) -> str:
+        return identifiers.run_id(value)
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset(cls, value: object) -> str:
+        return identifiers.name(value)
+
+
 # -- sections -----------------------------------------------------------------------------------------
 
 
@@ -201,6 +241,7 @@ class Inspection(_Section):
     has_derived: bool
     derived_models: list[str] = Field(default_factory=list)
     app_ids: dict[str, str] = Field(default_factory=dict, description="{object_id: app id} of a batch")
+    manifest_uri: str | None = Field(None, description="the Glue route: the batch's manifest")
 
 
 class GlueRun(_Open):

@@ -177,9 +177,11 @@ def test_glue_route_reads_each_version_it_was_started_for(cli: Cli, tmp_path: Pa
 
     assert [r.status for r in records] == ["SUCCEEDED", "SUCCEEDED"], [r.data.get("error") for r in records]
     assert [r.data["route"] for r in records] == ["glue", "glue"]
-    # Each object above the Lambda route is a batch of its own (its own drain, the Glue route).
+    # Both versions of the key share one Glue batch (one drain, one manifest), and the job read each
+    # at its own version: its own staged copy (runs/<run_id>/source/<object_id>/), never the other's.
+    assert records[0].data["batch_id"] == records[1].data["batch_id"]
     assert _lineitem_by_run(cli) == {
-        records[0].data["batch_id"]: list(range(1, 301)),
-        records[1].data["batch_id"]: list(range(100_000, 100_200)),
+        records[0].data["batch_id"]: [*range(1, 301), *range(100_000, 100_200)],
     }
+    assert sorted(_lineitem_by_version(cli).values()) == [list(range(1, 301)), list(range(100_000, 100_200))]
     assert {r.run_id for r in records} == {s["run_id"] for s in started if s is not None}

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from e2e_helpers import Cli, write_lineitem, write_orders
+from test_crash_resume import table_rows
 
 from lakehouse.local.jobs import spark_status
 
@@ -84,3 +86,54 @@ def test_quarantine_lists_files_reasons_and_rejected_rows(cli: Cli, tmp_path: Pa
     assert human.exit_code == 0
     assert "lineitem_q.csv" in human.stdout
     assert "is not one of F, O, P" in human.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+@pytest.mark.xdist_group("spark")
+def test_large_objects_share_one_glue_run_and_a_bad_one_is_isolated(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two large objects and a bad one arrive together: one drain, one Glue batch (a manifest). The bad
+    object's error names it, SplitBatch isolates it, and the good two commit in ONE Delta transaction."""
+    ok, detail = spark_status()
+    if not ok:
+        pytest.skip(f"local Spark unavailable: {detail}")
+    monkeypatch.setenv("LAMBDA_ROUTE_MAX_BYTES", "10")  # every file is larger: the Glue route
+    monkeypatch.setenv("GLUE_BATCH_MAX_OBJECTS", "10")
+    first = write_lineitem(tmp_path / "lineitem_g1.csv", 1, 6)
+    bad = tmp_path / "lineitem_gbad.csv"
+    bad.write_text("l_orderkey,l_partkey\n1,2\n", encoding="utf-8")  # lacks the contract's columns
+    second = write_lineitem(tmp_path / "lineitem_g2.csv", 100, 5)
+
+    result = cli("run", str(first), str(bad), str(second), "--json")
+
+    assert result.exit_code == 1, result.stderr  # the bad file failed
+    runs = {Path(r["key"]).name: r for r in result.json()["runs"]}
+    assert {n: (r["status"], r["route"]) for n, r in runs.items()} == {
+        "lineitem_g1.csv": ("SUCCEEDED", "glue"),
+        "lineitem_g2.csv": ("SUCCEEDED", "glue"),
+        "lineitem_gbad.csv": ("QUARANTINED", "glue"),
+    }
+    reason_file = (
+        cli.home / "buckets" / "quarantine" / "objects" / "lineitem" / runs["lineitem_gbad.csv"]["run_id"]
+    ) / "lineitem_gbad.csv.reason.json"
+    assert "l_suppkey" in reason_file.read_text()  # the quarantine says what was missing
+    # The good objects' rows, once each, in one commit carrying both app transactions.
+    rows = table_rows(cli.home)
+    assert sum(rows.values()) == 11
+    assert max(rows.values()) == 1
+    log = cli.home / "buckets" / "lake" / "tables" / "lineitem" / "_delta_log"
+    commits = [
+        json.loads(line) for path in sorted(log.glob("*.json")) for line in path.read_text().splitlines()
+    ]
+    infos = [c["commitInfo"] for c in commits if "commitInfo" in c]
+    ingests = [
+        json.loads(i["userMetadata"]) for i in infos if "lakehouse.run_id" in (i.get("userMetadata") or "")
+    ]
+    assert [len(i["lakehouse.app_ids"]) for i in ingests] == [2]
+    assert len([c for c in commits if "txn" in c]) == 2
+    # The drain's Glue run got only a manifest: it lists both good objects with their pins.
+    manifests = list((cli.home / "buckets" / "lake" / "runs").glob("*/manifest.json"))
+    listed = [[o["key"] for o in json.loads(m.read_text())["objects"]] for m in manifests]
+    assert sorted(len(keys) for keys in listed) == [1, 2, 3]  # the batch, its good half, the bad one

@@ -385,20 +385,26 @@ def test_glue_job_reads_a_staged_copy_of_exactly_the_events_version(s3_env: Any,
 
     store, bucket, first = _overwritten(s3_env, versioned=versioned)
     lake = s3_env.buckets["lake"]
-    state = {
-        "run_id": "lineitem-run1",
-        "bucket": bucket,
-        "key": "orders/same.csv",
-        "version_id": first.get("VersionId"),
-        "etag": first["ETag"].strip('"'),
-    }
+    from lakehouse.state import ManifestObject
+
+    obj = ManifestObject(
+        object_id="lineitem-obj1",
+        bucket=bucket,
+        key="orders/same.csv",
+        version_id=first.get("VersionId"),
+        etag=first["ETag"].strip('"'),
+        ingested_at="2026-11-26T10:15:42Z",
+        app_id="lakehouse:lineitem:x",
+    )
     if versioned:
-        uri = stage_pinned_source(state, lake, store)
-        assert uri == f"s3://{lake}/runs/lineitem-run1/source/same.csv"
-        assert store.read_bytes(lake, "runs/lineitem-run1/source/same.csv") == b"id\n1\n2\n"
+        uri = stage_pinned_source(obj, "lineitem-run1", lake, store)
+        # One folder per object: two versions of one key may share a batch.
+        assert uri == f"s3://{lake}/runs/lineitem-run1/source/lineitem-obj1/same.csv"
+        assert store.read_bytes(lake, "runs/lineitem-run1/source/lineitem-obj1/same.csv") == b"id\n1\n2\n"
     else:
         with pytest.raises(ObjectChangedError, match="own event and run"):
-            stage_pinned_source(state, lake, store)
+            stage_pinned_source(obj, "lineitem-run1", lake, store)
         assert list(store.list(lake, "runs/")) == []
     # Nothing to pin (no version, no ETag): the job reads the object where it is, as before.
-    assert stage_pinned_source({**state, "version_id": None, "etag": ""}, lake, store) is None
+    unpinned = obj.model_copy(update={"version_id": None, "etag": ""})
+    assert stage_pinned_source(unpinned, "lineitem-run1", lake, store) is None

@@ -276,11 +276,13 @@ def test_glue_route_happy_path(mocked_machine: LocalStateMachine, unmocked_calls
     assert result.output["commit"]["engine"] == "spark"
     [glue] = scheduled(result, "glue")
     assert glue["JobName"] == "lakehouse-dev-bronze-to-silver"
-    # The Glue job gets the whole state (run id, object, lease, inspection) as --run_input.
-    run = json.loads(glue["Arguments"]["--run_input"])
-    assert run["run_id"] == result.output["run_id"]
-    assert run["inspection"]["route"] == "glue"
-    assert run["lease"]["owner"] == result.output["run_id"]
+    # The Glue job gets only the manifest Inspect wrote (StartJobRun's arguments are size-limited) and
+    # the run id, never the objects' keys.
+    assert glue["Arguments"] == {
+        "--manifest_uri": result.output["inspection"]["manifest_uri"],
+        "--run_id": result.output["run_id"],
+    }
+    assert glue["Arguments"]["--manifest_uri"] == f"s3://lake/runs/{result.output['run_id']}/manifest.json"
 
 
 def test_lambda_throttling_is_retried(mocked_machine: LocalStateMachine, unmocked_calls: list[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -93,8 +94,30 @@ def test_the_local_queue_and_the_glue_job_refuse_a_crafted_run_id(tmp_path: Path
     assert not (tmp_path / "state" / "queue").exists()
 
     pytest.importorskip("pyspark", reason="the Glue job's run input check lives in lakehouse.spark")
-    from lakehouse.spark.runs import ingest_run
+    from lakehouse.spark.runs import ingest_manifest
 
-    state = {"run_id": "../x", "dataset": "orders", "bucket": "landing", "key": "orders/a.csv"}
-    with pytest.raises(InvalidInputError, match="invalid run id"):
-        ingest_run(None, state, datasets_dir=ROOT / "datasets", lake_bucket="lake", quarantine_bucket="q")  # type: ignore[arg-type]
+    obj = {
+        "object_id": "orders-1",
+        "bucket": "landing",
+        "key": "orders/a.csv",
+        "ingested_at": "",
+        "app_id": "a",
+    }
+    path = tmp_path / "manifest.json"
+    crafted = [
+        {"run_id": "../x", "dataset": "orders", "table_uri": "t", "objects": [obj]},
+        {
+            "run_id": "orders-d",
+            "dataset": "orders",
+            "table_uri": "t",
+            "objects": [{**obj, "object_id": "../y"}],
+        },
+    ]
+    for (
+        manifest
+    ) in crafted:  # the run id and each object id reach keys: runs/<run_id>/, rows/.../<object_id>/
+        path.write_text(json.dumps(manifest))
+        with pytest.raises(InvalidInputError, match="invalid run id"):
+            ingest_manifest(
+                None, str(path), datasets_dir=ROOT / "datasets", lake_bucket="lake", quarantine_bucket="q"
+            )  # type: ignore[arg-type]

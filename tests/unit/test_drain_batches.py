@@ -106,3 +106,25 @@ def test_drain_ids_are_valid_execution_names_and_recognised() -> None:
     assert len(name) <= 80
     assert is_drain(name)
     assert not is_drain("orders-" + "0" * 40)
+
+
+def test_large_objects_batch_together_for_the_glue_route_up_to_its_own_limits() -> None:
+    big = 10**6
+    items = [item(0, size=big), item(1, size=big), item(2, size=big), item(3, size=big)]
+    limits = {"max_objects": 100, "max_bytes": 10**9, "alone_over_bytes": 10**5}
+    by_count = select_batch(items, **limits, glue_max_objects=3, glue_max_bytes=10**9)
+    assert ids(by_count) == ["orders-0000", "orders-0001", "orders-0002"]
+    by_bytes = select_batch(items, **limits, glue_max_objects=10, glue_max_bytes=2 * big)
+    assert ids(by_bytes) == ["orders-0000", "orders-0001"]
+    # Without Glue limits (the default) a large object still goes alone.
+    assert ids(select_batch(items, **limits)) == ["orders-0000"]
+
+
+def test_small_and_large_objects_never_share_a_batch() -> None:
+    big = 10**6
+    items = [item(0, size=big), item(1, size=big), item(2), item(3, size=big), item(4)]
+    limits = {"max_objects": 100, "max_bytes": 10**9, "alone_over_bytes": 10**5}
+    glue = {"glue_max_objects": 10, "glue_max_bytes": 10**9}
+    assert ids(select_batch(items, **limits, **glue)) == ["orders-0000", "orders-0001"]
+    assert ids(select_batch(items[2:], **limits, **glue)) == ["orders-0002"]  # stops at the large one
+    assert ids(select_batch(items[3:], **limits, **glue)) == ["orders-0003"]  # stops at the small one

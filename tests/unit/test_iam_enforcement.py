@@ -297,3 +297,17 @@ def test_the_local_start_execution_is_checked_through_access(tmp_home: Path) -> 
     assert LocalQueue(tmp_home).pending() == []
     assert LocalStarter(rt).start("run-1", {"dataset": "orders"})["started"] is True  # no role: unchecked
     assert [r.name for r in LocalQueue(tmp_home).pending()] == ["run-1"]
+
+
+def test_inspect_may_write_only_the_glue_manifest_and_the_glue_job_may_read_it(tmp_home: Path) -> None:
+    """The Glue route's manifest (docs/ARCHITECTURE.md, "The Glue route"): Inspect writes it, the job
+    reads it; Inspect writes nothing else under runs/ (the job's result is the job's to write)."""
+    from lakehouse.layout import commit_result_key, manifest_key
+
+    adapters = build_adapters(Settings(LAKEHOUSE_BACKEND="local", LAKEHOUSE_HOME=tmp_home))
+    with enforce.as_role("InspectObjectFunctionRole", "InspectObjectFunction"):
+        adapters.objects.put_bytes("lake", manifest_key("orders-drain-1"), b"{}")
+        with pytest.raises(AccessDeniedError, match="s3:PutObject"):
+            adapters.objects.put_bytes("lake", commit_result_key("orders-drain-1"), b"{}")
+    with enforce.as_role("GlueJobRole", "GlueJobRunnerSession"):
+        assert adapters.objects.read_bytes("lake", manifest_key("orders-drain-1")) == b"{}"

@@ -516,7 +516,11 @@ def test_ingest_follows_the_state_data_contract() -> None:
     }
     assert {n: states[n]["ResultPath"] for n in expected} == expected
     glue = states["TransformWithGlue"]
-    assert glue["Parameters"]["Arguments"] == {"--run_input.$": "States.JsonToString($)"}
+    # A manifest, not the state: StartJobRun's arguments are size-limited, a batch's keys are not.
+    assert glue["Parameters"]["Arguments"] == {
+        "--manifest_uri.$": "$.inspection.manifest_uri",
+        "--run_id.$": "$.run_id",
+    }
     assert set(glue["ResultSelector"]) == {"job_run_id.$", "job_run_state.$"}  # no datetimes
     assert states["Route"]["Choices"][0]["Variable"] == "$.inspection.route"
     publish = states["Publish"]["Parameters"]["Entries"][0]

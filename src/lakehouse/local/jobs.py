@@ -4,7 +4,7 @@
 the entry point its `EntryPoint` names under `jobs/emr/`. When a script exposes
 `run(spark, args)`, it is called with the local session (no second JVM); otherwise its `main(argv)` is
 called with the arguments AWS would pass. If a script is absent the library call it makes is made
-(`lakehouse.spark.runs.ingest_run`, `lakehouse.spark.derived.refresh_derived`).
+(`lakehouse.spark.runs.ingest_manifest`, `lakehouse.spark.derived.refresh_derived`).
 
 Derived models are refreshed with DuckDB (the contract's Spark SQL transpiled by sqlglot, spark ->
 duckdb, written with deltalake) unless `LAKEHOUSE_DERIVED_ENGINE=spark` and local Spark is available,
@@ -31,10 +31,12 @@ from typing import Any
 
 from lakehouse import access, tables
 from lakehouse.errors import InvalidInputError
+from lakehouse.layout import local_location
 from lakehouse.local.paths import LocalPaths
 from lakehouse.local.sfn import TaskFailed
 from lakehouse.local.worker import current_slot
-from lakehouse.stages.runtime import RunState, Runtime
+from lakehouse.stages.runtime import Runtime
+from lakehouse.state import GlueManifest, ManifestObject
 
 DERIVED_ENGINE_ENV = "LAKEHOUSE_DERIVED_ENGINE"  # duckdb (default) | spark: how RefreshDerived runs locally
 
@@ -240,52 +242,67 @@ class LocalJobs:
             "ExecutionTime": int((datetime.now(UTC) - started).total_seconds()),
         }
 
-    def _glue_argv(self, arguments: Mapping[str, Any], run: RunState) -> list[str]:
-        """The job's arguments as Glue passes them, plus where the local object, result and rejects live."""
+    def _glue_argv(self, arguments: Mapping[str, Any], manifest: GlueManifest) -> list[str]:
+        """The job's arguments as Glue passes them, plus where the local objects, result and rejects live."""
         rt = self.rt
         objects = rt.adapters.objects
-        result = rt.layout.commit_result(run.run_id)
-        rejects = rt.layout.rejects(run.dataset, run.object_id)  # the object's own rows, as on Lambda
+        result = rt.layout.commit_result(manifest.run_id)
         argv = ["ingest_large_object.py"]
         for key, value in arguments.items():
             argv += [str(key), str(value)]
+        sources = {o.object_id: self._pinned_source(o) for o in manifest.objects}
+        rejects = {}
+        for o in manifest.objects:
+            where = rt.layout.rejects(manifest.dataset, o.object_id)  # the object's own rows, as on Lambda
+            rejects[o.object_id] = objects.uri(where.bucket, where.key)
         argv += [
             "--datasets_dir", str(rt.settings.datasets_dir),
-            "--source_uri", self._pinned_source(run),
+            "--source_uris", json.dumps(sources),
             "--result_uri", objects.uri(result.bucket, result.key),
-            "--rejects_uri", objects.uri(rejects.bucket, rejects.key),
+            "--rejects_uris", json.dumps(rejects),
         ]  # fmt: skip
         return argv
 
-    def _pinned_source(self, run: RunState) -> str:
-        """The run's object version as a local path Spark can read: its immutable snapshot."""
+    def _pinned_source(self, obj: ManifestObject) -> str:
+        """The object version as a local path Spark can read: its immutable snapshot."""
         objects = self.rt.adapters.objects
         # The local store, possibly behind the IAM-checking wrapper (which checks the read).
         pinned_path = getattr(objects, "pinned_path", None)
         if pinned_path is not None:
-            return str(pinned_path(run.bucket, run.key, **run.pins()))
-        return objects.uri(run.bucket, run.key)
+            return str(pinned_path(obj.bucket, obj.key, version_id=obj.version_id, etag=obj.etag))
+        return objects.uri(obj.bucket, obj.key)
+
+    def _manifest(self, arguments: Mapping[str, Any]) -> GlueManifest:
+        """The job run's manifest (read as the job's role: Inspect wrote it to the lake)."""
+        uri = str(arguments.get("--manifest_uri") or "")
+        if not uri:
+            raise InvalidInputError("the Glue job run has no --manifest_uri")
+        found = local_location(self.rt.settings.home, uri)
+        if found is None:
+            raise InvalidInputError(f"--manifest_uri {uri!r} is outside the local object store")
+        data = self.rt.adapters.objects.read_bytes(found.bucket, found.key)
+        return GlueManifest.model_validate_json(data)
 
     def _run_glue(self, arguments: Mapping[str, Any]) -> None:
-        run_input = json.loads(str(arguments.get("--run_input") or "{}"))
-        run = RunState.parse(run_input)
+        manifest = self._manifest(arguments)
         spark = shared_spark()
         script = self.root / "jobs" / "glue" / "ingest_large_object.py"
-        argv = self._glue_argv(arguments, run)
+        argv = self._glue_argv(arguments, manifest)
         if script.is_file():
             _call_script(_load_script(script), spark, argv)
             return
         # No job script (an installed package without jobs/): the library call the script makes.
-        from lakehouse.spark.runs import ingest_run
+        from lakehouse.spark.runs import ingest_manifest
 
         options = _options(argv)
-        ingest_run(
+        ingest_manifest(
             spark,
-            run_input,
+            options["--manifest_uri"],
+            run_id=options.get("--run_id"),
             datasets_dir=options["--datasets_dir"],
             result_uri=options["--result_uri"],
-            rejects_uri=options["--rejects_uri"],
-            source_uri=options["--source_uri"],
+            source_uris=json.loads(options["--source_uris"]),
+            rejects_uris=json.loads(options["--rejects_uris"]),
         )
 
     # -- EMR Serverless ----------------------------------------------------------------------------

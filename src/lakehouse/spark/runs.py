@@ -1,4 +1,4 @@
-"""What the Spark job entry points share: run input → one ingest, and JSON results next to the lake."""
+"""What the Spark job entry points share: a Glue manifest → one commit, and JSON results next to the lake."""
 
 from __future__ import annotations
 
@@ -8,14 +8,18 @@ import posixpath
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from pyspark.sql import SparkSession
 
-from lakehouse import access, identifiers, layout
-from lakehouse.commit_log import txn_version
+from lakehouse import access, layout
+from lakehouse import ingest_core as core
 from lakehouse.contracts import ContractRegistry
-from lakehouse.errors import ContractError
-from lakehouse.events import app_id_for, object_version, started_at
+from lakehouse.contracts.model import Contract
+from lakehouse.errors import ContractError, InvalidInputError
+from lakehouse.events import started_at
+from lakehouse.spark.batch import StagedObject, StagingSparkBackend, commit_staged
 from lakehouse.sql.compiler import RunMeta
+from lakehouse.state import CommitResult, GlueManifest, ManifestObject, ObjectCommit
 
 
 def _jvm(spark: SparkSession) -> Any:
@@ -42,17 +46,33 @@ def write_text(spark: SparkSession, uri: str, text: str) -> None:
         stream.close()
 
 
-def stage_pinned_source(state: dict[str, Any], lake_bucket: str | None, store: Any = None) -> str | None:
-    """Copy exactly the run's object version to `s3://<lake>/runs/<run_id>/source/<name>`; its URI.
+def read_text(spark: SparkSession, uri: str) -> str:
+    """Read a small UTF-8 object through Hadoop's FileSystem (s3://, file:// or a local path)."""
+    access.require(uri, "s3:GetObject")  # local IAM (docs/IAM.md)
+    if "://" not in uri or uri.startswith("file:"):
+        return Path(uri.removeprefix("file://")).read_text(encoding="utf-8")
+    jvm = _jvm(spark)
+    hpath = jvm.org.apache.hadoop.fs.Path(uri)
+    stream = hpath.getFileSystem(spark._jsc.hadoopConfiguration()).open(hpath)
+    try:
+        return bytes(jvm.org.apache.commons.io.IOUtils.toByteArray(stream)).decode("utf-8")
+    finally:
+        stream.close()
+
+
+def stage_pinned_source(
+    obj: ManifestObject, run_id: str, lake_bucket: str | None, store: Any = None
+) -> str | None:
+    """Copy exactly the object's version to `s3://<lake>/runs/<run_id>/source/<object_id>/<name>`; its URI.
 
     Spark reads paths (s3a/EMRFS) and cannot pin a version, and a file overwritten while the executors
     read it would mix two versions. So the Glue job reads a copy that only this run writes: a server-side
     CopyObject of the event's `VersionId` (or with `CopySourceIfMatch` on its ETag in an unversioned
     bucket). A version that is gone or changed raises ObjectChangedError before anything is read.
-    None if the run names no version or ETag (nothing to pin) or there is no lake bucket to stage in.
+    None if the object names no version or ETag (nothing to pin) or there is no lake bucket to stage in.
     """
-    version_id = str(state.get("version_id") or "") or None
-    etag = str(state.get("etag") or "").strip('"') or None
+    version_id = obj.version_id or None
+    etag = (obj.etag or "").strip('"') or None
     if not lake_bucket or not (version_id or etag):
         return None
     if store is None:
@@ -60,76 +80,171 @@ def stage_pinned_source(state: dict[str, Any], lake_bucket: str | None, store: A
 
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         store = S3ObjectStore(region, endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3"))
-    name = posixpath.basename(str(state["key"])) or "object"
-    staged_key = layout.staged_source_key(str(state["run_id"]), name)
-    store.copy(str(state["bucket"]), str(state["key"]), lake_bucket, staged_key, version_id, etag)
+    name = posixpath.basename(obj.key) or "object"
+    staged_key = layout.staged_source_key(run_id, obj.object_id, name)
+    store.copy(obj.bucket, obj.key, lake_bucket, staged_key, version_id, etag)
     return str(store.uri(lake_bucket, staged_key))
 
 
-def ingest_run(
+def ingest_manifest(  # noqa: PLR0913 - the job's options, keyword-only
     spark: SparkSession,
-    run: dict[str, Any],
+    manifest_uri: str,
     *,
     datasets_dir: Path | str,
+    run_id: str | None = None,
     result_uri: str | None = None,
-    rejects_uri: str | None = None,
-    source_uri: str | None = None,
     lake_bucket: str | None = None,
     quarantine_bucket: str | None = None,
+    source_uris: dict[str, str] | None = None,
+    rejects_uris: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Ingest the object a state-machine run names and write `$.commit` as JSON to `result_uri`.
+    """Commit the objects a Glue manifest lists in one Delta transaction; write `$.commit` as JSON.
 
-    Defaults follow `lakehouse.layout`: the object is `s3://<bucket>/<key>`, rejects go to
-    `s3://<quarantine>/rows/<dataset>/<object_id>/rejects.parquet` (a drain's batch of one names its
-    object; else the run id), the result to
-    `s3://<lake>/runs/<run_id>/commit.json`. Local runs pass the folders instead.
+    Defaults follow `lakehouse.layout`: each object is read from a pinned copy staged in the lake (or
+    `source_uris[object_id]`, locally its immutable snapshot), its rejects go to
+    `s3://<quarantine>/rows/<dataset>/<object_id>/rejects.parquet` (or `rejects_uris[object_id]`), the
+    result to `s3://<lake>/runs/<run_id>/commit.json`. An object's error names it (`(object <id>)`), so
+    the drain splits it out of the batch.
     """
-    from lakehouse.spark.ingest import ingest_object
-
-    state = run.get("run", run)
-    for required in ("run_id", "dataset", "bucket", "key"):
-        if not state.get(required):
-            raise ContractError(f"run input lacks {required!r}")
-    run_id, dataset, bucket, key = (str(state[k]) for k in ("run_id", "dataset", "bucket", "key"))
-    identifiers.run_id(run_id)  # both reach keys: runs/<run_id>/, rows/<dataset>/<run_id>/
-    identifiers.name(dataset)
-    inspection = dict(state.get("inspection") or {})
-    version = str(state.get("version_id") or state.get("sequencer") or state.get("etag") or "")
-    contract = ContractRegistry.from_location(datasets_dir).get(dataset)
-    s3_uri = layout.s3_uri(bucket, key)
-    if rejects_uri is None:
-        if not quarantine_bucket:
-            raise ContractError("rejects_uri or quarantine_bucket is required")
-        object_id = str(state.get("object_id") or run_id)
-        rejects_uri = layout.s3_uri(quarantine_bucket, layout.rejects_key(dataset, object_id))
+    manifest = parse_manifest(read_text(spark, manifest_uri), manifest_uri)
+    if run_id is not None and run_id != manifest.run_id:
+        raise ContractError(f"{manifest_uri} is the manifest of run {manifest.run_id!r}, not of {run_id!r}")
+    contract = ContractRegistry.from_location(datasets_dir).get(manifest.dataset)
     if result_uri is None:
         if not lake_bucket:
             raise ContractError("result_uri or lake_bucket is required")
-        result_uri = layout.s3_uri(lake_bucket, layout.commit_result_key(run_id))
-    table_uri = inspection.get("table_uri") or (
-        layout.s3_uri(lake_bucket, layout.table_key(dataset)) if lake_bucket else None
-    )
-    if not table_uri:
-        raise ContractError("run input lacks inspection.table_uri (and no lake bucket was given)")
-    staged = stage_pinned_source(state, lake_bucket) if source_uri is None else None
-    source_uri = source_uri or staged
-    meta = RunMeta(source_uri=s3_uri, source_version=version, ingested_at=started_at(state), run_id=run_id)
-    result = ingest_object(
-        spark,
-        source_uri or s3_uri,
-        contract,
-        str(table_uri),
-        meta,
-        app_id=str(inspection.get("app_id") or app_id_for(dataset, bucket, key, object_version(state))),
-        rejects_uri=rejects_uri,
-        source_name=s3_uri,
-        txn_version=txn_version(state),
-    )
-    result["rejects_uri"] = result.pop("rejects_path")
+        result_uri = layout.s3_uri(lake_bucket, layout.commit_result_key(manifest.run_id))
+    staged_copies: list[str] = []
+    objects: list[StagedObject] = []
+    try:
+        for obj in manifest.objects:
+            source = (source_uris or {}).get(obj.object_id)
+            if source is None:
+                source = stage_pinned_source(obj, manifest.run_id, lake_bucket)
+                staged_copies += [source] if source else []
+            rejects = (rejects_uris or {}).get(obj.object_id) or _rejects_uri(
+                quarantine_bucket, manifest.dataset, obj.object_id
+            )
+            objects.append(_stage(spark, contract, manifest, obj, source, rejects))
+        landed = commit_staged(spark, contract, manifest.table_uri, manifest.run_id, objects)
+    finally:
+        for staged in objects:
+            staged.backend.release()
+    result = batch_result(objects, landed)
     write_text(spark, result_uri, json.dumps(result, sort_keys=True))
-    if staged:
-        _drop_staged(spark, staged)
+    for copy in staged_copies:
+        _drop_staged(spark, copy)
     return result
+
+
+def parse_manifest(text: str, where: str) -> GlueManifest:
+    try:
+        return GlueManifest.model_validate_json(text)
+    except ValidationError as exc:
+        raise InvalidInputError(f"{where}: not a Glue manifest: {exc}") from exc
+
+
+def _rejects_uri(quarantine_bucket: str | None, dataset: str, object_id: str) -> str:
+    if not quarantine_bucket:
+        raise ContractError("rejects_uris or quarantine_bucket is required")
+    return layout.s3_uri(quarantine_bucket, layout.rejects_key(dataset, object_id))
+
+
+def _stage(
+    spark: SparkSession,
+    contract: Contract,
+    manifest: GlueManifest,
+    obj: ManifestObject,
+    source: str | None,
+    rejects_uri: str,
+) -> StagedObject:
+    """One object's ingest flow, its rows staged for the batch's commit."""
+    s3_uri = layout.s3_uri(obj.bucket, obj.key)
+    meta = RunMeta(
+        source_uri=s3_uri,
+        source_version=obj.source_version,
+        ingested_at=started_at({"started_at": obj.ingested_at}),
+        run_id=manifest.run_id,
+    )
+    backend = StagingSparkBackend(spark, source or s3_uri, manifest.table_uri, rejects_uri, None)
+    txn = core.Txn(obj.app_id, obj.txn_version, meta)
+    try:
+        result = core.ingest(backend, contract, meta, txn, s3_uri)
+    except Exception as exc:
+        backend.release()
+        named = _named(manifest, obj, exc)
+        if named is exc:
+            raise
+        raise named from exc
+    except BaseException:
+        backend.release()
+        raise
+    return StagedObject(obj.object_id, result, txn, backend)
+
+
+def _named(manifest: GlueManifest, obj: ManifestObject, exc: Exception) -> Exception:
+    """An object's error, naming it in a batch of several (`(object <id>)`), so SplitBatch isolates it."""
+    mark = f"(object {obj.object_id})"
+    if len(manifest.objects) == 1 or mark in str(exc):
+        return exc
+    try:
+        return type(exc)(f"{exc} {mark}")
+    except Exception:
+        return exc
+
+
+def batch_result(objects: list[StagedObject], landed: tuple[int, int, int] | None) -> dict[str, Any]:
+    """`$.commit`: a batch of one is that object's result; a batch of several has each object's too."""
+    results = [s.result for s in objects]
+    if landed is not None:
+        before, after, written = landed
+        for r in results:
+            if r.status == "committed" and not r.resumed:
+                r.version_before, r.version_after = before, after
+        if len(objects) == 1:
+            results[0].rows_written = written  # a merge: rows inserted + updated, as the commit counted
+    if len(objects) == 1:
+        one = results[0].as_dict()
+        one["rejects_uri"] = one.pop("rejects_path")
+        return one
+    resumed = [r for r in results if r.resumed]
+    if landed is None:
+        if resumed:
+            before, after, written = (
+                resumed[0].version_before,
+                resumed[0].version_after,
+                resumed[0].rows_written,
+            )
+        else:
+            before = after = max((r.version_after for r in results), default=-1)
+            written = 0
+    status = "committed" if landed is not None or resumed else "duplicate"
+    per_object = [
+        ObjectCommit(
+            object_id=s.object_id,
+            status=r.status,
+            resumed=r.resumed,
+            duplicate_of=r.duplicate_of,
+            rows_read=r.rows_read,
+            rows_written=r.rows_written,
+            rows_rejected=r.rows_rejected,
+            rows_dropped=r.rows_dropped,
+            rejects_uri=r.rejects_path,
+        )
+        for s, r in zip(objects, results, strict=True)
+    ]
+    return CommitResult(
+        status=status,
+        resumed=landed is None and bool(resumed),
+        rows_read=sum(r.rows_read for r in results),
+        rows_written=written,
+        rows_rejected=sum(r.rows_rejected for r in results),
+        rows_dropped=sum(r.rows_dropped for r in results),
+        version_before=before,
+        version_after=after,
+        bytes_read=sum(r.bytes_read for r in results),
+        objects=per_object,
+    ).model_dump(mode="json")
 
 
 def _drop_staged(spark: SparkSession, uri: str) -> None:

@@ -22,12 +22,14 @@ from aws_lambda_powertools import Logger
 
 from lakehouse.errors import InvalidInputError, LeaseHeldError
 from lakehouse.events import ObjectCreated, execution_name
-from lakehouse.stages.runtime import RunState, Runtime, parse_model
+from lakehouse.stages.runtime import RunState, Runtime, parse_model, started_at
 from lakehouse.stages.start import PipelineStarter
 from lakehouse.state import (
     Batch,
     BatchObject,
     BatchOutcome,
+    GlueManifest,
+    ManifestObject,
     PendingObject,
     RunInput,
     RunRecord,
@@ -132,25 +134,33 @@ def _drain_input(drain: str, dataset: str) -> dict[str, Any]:
 
 
 def select_batch(
-    items: Sequence[PendingObject], *, max_objects: int, max_bytes: int, alone_over_bytes: int
+    items: Sequence[PendingObject],
+    *,
+    max_objects: int,
+    max_bytes: int,
+    alone_over_bytes: int,
+    glue_max_objects: int = 1,
+    glue_max_bytes: int = 0,
 ) -> list[PendingObject]:
-    """The next batch, oldest first. An isolation group goes alone, as does a file above the Lambda
-    route (the Glue route takes one object); otherwise objects up to the count and byte limits."""
+    """The next batch, oldest first. An isolation group goes alone. Objects up to the Lambda route
+    (`alone_over_bytes`) batch up to `max_objects`/`max_bytes`; objects above it take the Glue route and
+    batch only with each other, up to `glue_max_objects`/`glue_max_bytes` (the routes never mix). A
+    batch stops at the first object of the other route, so arrival order is kept; it always takes one."""
     pending = sorted((i for i in items if i.status == "pending"), key=lambda i: (i.arrived_ns, i.object_id))
     if not pending:
         return []
     first = pending[0]
     if first.group:
         return [i for i in pending if i.group == first.group]
-    if (first.size or 0) > alone_over_bytes or max_objects <= 1:
-        return [first]
+    large = (first.size or 0) > alone_over_bytes
+    limit_objects, limit_bytes = (glue_max_objects, glue_max_bytes) if large else (max_objects, max_bytes)
     batch: list[PendingObject] = []
     total = 0
     for item in pending:
         size = item.size or 0
-        if item.group or size > alone_over_bytes:
+        if item.group or (size > alone_over_bytes) != large:
             break  # keep arrival order: the next batch starts with it
-        if batch and (len(batch) >= max_objects or total + size > max_bytes):
+        if batch and (len(batch) >= limit_objects or total + size > limit_bytes):
             break
         batch.append(item)
         total += size
@@ -183,6 +193,8 @@ def claim_batch(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
             max_objects=rt.settings.batch_max_objects,
             max_bytes=rt.settings.batch_max_bytes,
             alone_over_bytes=rt.settings.lambda_route_max_bytes,
+            glue_max_objects=rt.settings.glue_batch_max_objects,
+            glue_max_bytes=rt.settings.glue_batch_max_bytes,
         )
         claimed: set[str] = set(
             rt.adapters.pending.claim(run.dataset, [i.object_id for i in chosen], run.run_id)
@@ -202,6 +214,48 @@ def _with_batch(state: dict[str, Any], objects: list[BatchObject], group: str | 
         # One object: the single-object states read it where they always have ($.bucket, $.key...).
         out.update(objects[0].model_dump(mode="json"))
     return out
+
+
+# -- the Glue route's manifest -------------------------------------------------------------------------
+
+
+def write_manifest(rt: Runtime, run: RunState, inspection: dict[str, Any]) -> str:
+    """Write the manifest of a batch for the Glue route (`runs/<run_id>/manifest.json` in the lake) and
+    return its URI: the job run gets only this URI, since StartJobRun's arguments are size-limited.
+
+    Each object: where it is, its pinned version (version id, else ETag), its object id (rejects key),
+    app id and transaction version. Written by `Inspect` once the route is known; deterministic, so a
+    retried Inspect rewrites the same manifest."""
+    from lakehouse.events import app_id_for
+
+    app_ids: dict[str, str] = dict(inspection.get("app_ids") or {})
+    objects = []
+    for raw in run.objects():
+        one = run.for_object(raw)
+        app_id = app_ids.get(one.object_id) or (
+            str(inspection["app_id"])
+            if not run.is_batch
+            else app_id_for(run.dataset, one.bucket, one.key, one.object_version)
+        )
+        objects.append(
+            ManifestObject(
+                object_id=one.object_id,
+                bucket=one.bucket,
+                key=one.key,
+                **one.pins(),
+                source_version=one.source_version,
+                ingested_at=started_at(one.raw).isoformat(),
+                app_id=app_id,
+                txn_version=one.txn_version,
+            )
+        )
+    manifest = GlueManifest(
+        run_id=run.run_id, dataset=run.dataset, table_uri=str(inspection["table_uri"]), objects=objects
+    )
+    where = rt.layout.manifest(run.run_id)
+    body = manifest.model_dump_json(indent=1).encode()
+    rt.adapters.objects.put_bytes(where.bucket, where.key, body)
+    return str(rt.adapters.objects.uri(where.bucket, where.key))
 
 
 # -- FinishBatch / SplitBatch / the end of a drain ------------------------------------------------------

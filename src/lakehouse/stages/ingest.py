@@ -99,16 +99,26 @@ def inspect_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     """`Inspect`: what the file is (each file of a batch), which contract applies, which route it takes."""
     run = RunState.parse(event)
     if not run.is_batch:
-        return _inspect_one(rt, run)
+        return _with_manifest(rt, run, _inspect_one(rt, run))
     inspections = [_named(lambda one: _inspect_one(rt, one), run.for_object(o)) for o in run.objects()]
     first = inspections[0]
     first.update(
         size_bytes=sum(int(i["size_bytes"]) for i in inspections),
         compression=None,
-        route="lambda",  # ClaimBatch puts an object above the Lambda route in a batch of its own
+        # ClaimBatch batches objects above the Lambda route only with each other (the Glue route).
+        route="glue" if any(i["route"] == "glue" for i in inspections) else "lambda",
         app_ids={str(o["object_id"]): i["app_id"] for o, i in zip(run.objects(), inspections, strict=True)},
     )
-    return Inspection.model_validate(first).model_dump(mode="json")
+    return Inspection.model_validate(_with_manifest(rt, run, first)).model_dump(mode="json")
+
+
+def _with_manifest(rt: Runtime, run: RunState, inspection: dict[str, Any]) -> dict[str, Any]:
+    """The Glue route reads its objects from a manifest (one object or a batch: one code path)."""
+    if inspection["route"] == "glue":
+        from lakehouse.stages.drain import write_manifest
+
+        inspection["manifest_uri"] = write_manifest(rt, run, inspection)
+    return inspection
 
 
 def _named(stage: Callable[[RunState], _T], run: RunState) -> _T:

@@ -354,24 +354,34 @@ def test_glue_job_writes_its_result_json_and_derived_and_maintenance_run(
     spark: Any, tpch: Path, tmp_path: Path
 ) -> None:
     lake = tmp_path / "buckets" / "lake"
-    run_input = {
-        "run_id": "orders-abc123",
-        "dataset": "orders",
+    obj = {
+        "object_id": "orders-abc123",
         "bucket": "landing",
         "key": "orders/orders.csv",
         "etag": "e1",
-        "event_time": INGESTED_AT.isoformat(),
-        "inspection": {"table_uri": str(lake / "tables" / "orders"), "app_id": "lakehouse:orders:abc123"},
+        "source_version": "e1",
+        "ingested_at": INGESTED_AT.isoformat(),
+        "app_id": "lakehouse:orders:abc123",
     }
+
+    def manifest_for(run_id: str) -> str:
+        manifest = {"run_id": run_id, "dataset": "orders", "table_uri": str(lake / "tables" / "orders")}
+        path = lake / "runs" / run_id / "manifest.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**manifest, "objects": [obj]}))
+        return str(path)
+
     result_path = lake / "runs" / "orders-abc123" / "commit.json"
     glue = _load_script(REPO / "jobs" / "glue" / "ingest_large_object.py")
+    rejects = tmp_path / "buckets" / "quarantine" / "rows" / "orders" / "rejects.parquet"
     argv = [
         "ingest_large_object.py",
-        "--run_input", json.dumps(run_input),
+        "--manifest_uri", manifest_for("orders-abc123"),
+        "--run_id", "orders-abc123",
         "--datasets_dir", str(REPO / "datasets"),
         "--result_uri", str(result_path),
-        "--rejects_uri", str(tmp_path / "buckets" / "quarantine" / "rows" / "orders" / "rejects.parquet"),
-        "--source_uri", str(tpch / "orders.csv"),
+        "--rejects_uris", json.dumps({"orders-abc123": str(rejects)}),
+        "--source_uris", json.dumps({"orders-abc123": str(tpch / "orders.csv")}),
     ]  # fmt: skip
     returned = glue.main(argv)
 
@@ -386,8 +396,8 @@ def test_glue_job_writes_its_result_json_and_derived_and_maintenance_run(
     # A retried job run (the same run) finds its own commit and resumes; another run is a duplicate.
     retried = glue.main(argv)
     assert (retried["status"], retried["resumed"]) == ("committed", True)
-    other = json.dumps({**run_input, "run_id": "orders-def456"})
-    duplicate = glue.main([a if a != json.dumps(run_input) else other for a in argv])
+    other = [*argv[:2], manifest_for("orders-def456"), "--run_id", "orders-def456", *argv[5:]]
+    duplicate = glue.main(other)
     assert (duplicate["status"], duplicate["duplicate_of"]) == ("duplicate", "orders-abc123")
 
     derived = _load_script(REPO / "jobs" / "emr" / "refresh_derived.py")
