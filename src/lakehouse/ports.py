@@ -156,7 +156,14 @@ class PendingSet(Protocol):
         """Create the item unless (dataset, object_id) exists (pending or claimed); True if created."""
 
     def items(self, dataset: str) -> list[dict[str, Any]]:
-        """Every item of `dataset`, read consistently (a write acknowledged before is seen)."""
+        """Every item of `dataset`, read consistently (a write acknowledged before is seen). For listings:
+        the drain path reads only `oldest` and `claimed`, whatever the backlog."""
+
+    def oldest(self, dataset: str, limit: int) -> list[dict[str, Any]]:
+        """The `limit` oldest `pending` items, in arrival order, read consistently."""
+
+    def claimed(self, dataset: str, drain_id: str | None = None) -> list[dict[str, Any]]:
+        """The items claimed by `drain_id` (by any drain when None), read consistently."""
 
     def claim(self, dataset: str, object_ids: list[str], drain_id: str) -> list[str]:
         """Mark the `pending` items as claimed by `drain_id`; the ids actually claimed."""

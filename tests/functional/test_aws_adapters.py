@@ -408,3 +408,83 @@ def test_glue_job_reads_a_staged_copy_of_exactly_the_events_version(s3_env: Any,
     # Nothing to pin (no version, no ETag): the job reads the object where it is, as before.
     unpinned = obj.model_copy(update={"version_id": None, "etag": ""})
     assert stage_pinned_source(unpinned, "lineitem-run1", lake, store) is None
+
+
+# --- DynamoDB pending set: a drain's reads do not grow with the backlog ---------------------------
+
+
+def _pending_table(name: str) -> Any:
+    from test_handlers import template_table  # the table's keys and indexes as template.yaml declares
+
+    client = boto3.client("dynamodb", region_name=REGION)
+    client.create_table(TableName=name, **template_table("PendingObjectsTable"))
+    return client
+
+
+def _queue(store: Any, dataset: str, n: int, first_ns: int = 1000) -> list[str]:
+    ids = []
+    for i in range(n):
+        # Ids in the opposite order of arrival: the table's sort key is not the arrival order.
+        object_id = f"{dataset}-{n - i:06d}"
+        store.add(
+            {
+                "dataset": dataset,
+                "object_id": object_id,
+                "arrived_ns": first_ns + i,
+                "bucket": "b",
+                "key": f"k{i}",
+            }
+        )
+        ids.append(object_id)
+    return ids
+
+
+@pytest.mark.usefixtures("aws")
+def test_pending_set_indexes_give_the_oldest_pending_and_a_drains_own_items() -> None:
+    from lakehouse.adapters.aws import DynamoDbPendingSet
+
+    _pending_table("pending")
+    store = DynamoDbPendingSet("pending", REGION)
+    ids = _queue(store, "orders", 7)
+    _queue(store, "lineitem", 2)
+    assert [i["object_id"] for i in store.oldest("orders", 3)] == ids[:3]
+    assert store.claim("orders", ids[:2], "orders-drain-1") == ids[:2]
+    assert store.claim("orders", ids[:3], "orders-drain-2") == [ids[2]]  # claimed items are not taken again
+    assert [i["object_id"] for i in store.oldest("orders", 3)] == ids[3:6]
+    assert sorted(i["object_id"] for i in store.claimed("orders", "orders-drain-1")) == sorted(ids[:2])
+    # The drain id is matched whole: drain-1 is not a prefix match of drain-10.
+    assert store.claimed("orders", "orders-drain-") == []
+    assert {i["drain_id"] for i in store.claimed("orders")} == {"orders-drain-1", "orders-drain-2"}
+    # A requeued item is pending again at its arrival position, in its isolation group.
+    store.requeue("orders", [ids[1]], "g1", "split")
+    oldest = store.oldest("orders", 2)
+    assert [i["object_id"] for i in oldest] == [ids[1], ids[3]]
+    assert oldest[0]["group"] == "g1"
+    assert oldest[0]["status"] == "pending"
+    assert [i["object_id"] for i in store.claimed("orders", "orders-drain-1")] == [ids[0]]
+    store.remove("orders", [ids[0]])
+    assert store.claimed("orders", "orders-drain-1") == []
+    assert len(store.items("orders")) == 6
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_drains_reads_of_the_pending_set_stay_bounded_with_a_large_backlog() -> None:
+    """Before, ClaimBatch, kick and settle each read every pending item of the dataset (a consistent
+    Query of the whole partition): with a backfill of millions queued, every drain read millions."""
+    from lakehouse.adapters.aws import DynamoDbPendingSet
+
+    client = _pending_table("pending")
+    store = DynamoDbPendingSet("pending", REGION)
+    ids = _queue(store, "orders", 300)
+    read: list[int] = []
+    store.client.meta.events.register(
+        "after-call.dynamodb.Query", lambda parsed, **_: read.append(len(parsed.get("Items", [])))
+    )
+    batch = [i["object_id"] for i in store.oldest("orders", 11)]
+    assert batch == ids[:11]
+    store.claim("orders", batch[:10], "orders-drain-a")
+    mine = store.claimed("orders", "orders-drain-a")
+    assert store.oldest("orders", 1)[0]["object_id"] == ids[10]
+    assert sorted(i["object_id"] for i in mine) == sorted(ids[:10])
+    assert sum(read) <= 11 + 10 + 1, read
+    assert len(client.scan(TableName="pending")["Items"]) == 300  # the backlog is all still there

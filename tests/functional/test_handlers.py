@@ -137,18 +137,22 @@ def create_tables(dynamodb: Any, lease_table: str, ledger_table: str) -> None:
     )
     if "lakehouse-dev-pending" in dynamodb.list_tables()["TableNames"]:
         return
-    dynamodb.create_table(
-        TableName="lakehouse-dev-pending",
-        AttributeDefinitions=[
-            {"AttributeName": "dataset", "AttributeType": "S"},
-            {"AttributeName": "object_id", "AttributeType": "S"},
-        ],
-        KeySchema=[
-            {"AttributeName": "dataset", "KeyType": "HASH"},
-            {"AttributeName": "object_id", "KeyType": "RANGE"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    dynamodb.create_table(TableName="lakehouse-dev-pending", **template_table("PendingObjectsTable"))
+
+
+def template_table(logical_id: str) -> dict[str, Any]:
+    """The key schema and indexes of a DynamoDB table as template.yaml declares them (so the tests use
+    the indexes the code queries, and a change to either shows here)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
+    props = template["Resources"][logical_id]["Properties"]
+    keys = ("AttributeDefinitions", "KeySchema", "LocalSecondaryIndexes", "BillingMode")
+    return {k: props[k] for k in keys if k in props}
 
 
 @pytest.fixture

@@ -482,7 +482,7 @@ def test_every_ended_ingest_execution_reaches_record_run_outcome() -> None:
         for a in st["Action"]
     }
     assert granted == {
-        ("dynamodb:Query", '{"Fn::GetAtt": ["PendingObjectsTable", "Arn"]}'),
+        ("dynamodb:Query", '{"Fn::Sub": "${PendingObjectsTable.Arn}/index/*"}'),
         ("dynamodb:DeleteItem", '{"Fn::GetAtt": ["PendingObjectsTable", "Arn"]}'),
         ("dynamodb:GetItem", '{"Fn::GetAtt": ["LeaseTable", "Arn"]}'),
         ("dynamodb:PutItem", '{"Fn::GetAtt": ["LeaseTable", "Arn"]}'),

@@ -646,7 +646,16 @@ class DynamoDbPendingSet(_DynamoDbTable):
     The item is stored as one JSON string (`item`) with `status` and `drain_id` as top-level attributes,
     because the conditions test them: `add` creates only (attribute_not_exists), `claim` takes only a
     `pending` item. Finished items are deleted, so a Query reads only live items.
+
+    Two sparse local secondary indexes keep a drain's reads independent of the backlog (a backfill may
+    queue millions): `pending_by_arrival` holds only pending items, sorted by `pending_at`
+    ("<arrived_ns, 20 digits>#<object_id>"), so the next batch is the first page; `claimed_by_drain`
+    holds only claimed items, sorted by `claimed_by` ("<drain_id>#<object_id>"), so a drain finds its
+    own items with `begins_with`. Local indexes, unlike global ones, can be read consistently.
     """
+
+    PENDING_INDEX = "pending_by_arrival"
+    CLAIMED_INDEX = "claimed_by_drain"
 
     @staticmethod
     def _key(dataset: str, object_id: str) -> dict[str, Any]:
@@ -654,11 +663,15 @@ class DynamoDbPendingSet(_DynamoDbTable):
 
     def add(self, item: Mapping[str, Any]) -> bool:
         body = dict(item)
+        arrival = f"{int(body.get('arrived_ns') or 0):020d}#{body['object_id']}"
         record: dict[str, Any] = {
             **self._key(str(body["dataset"]), str(body["object_id"])),
             "item": {"S": json.dumps(body, default=str)},
             "status": {"S": str(body.get("status") or "pending")},
+            "arrival": {"S": arrival},
         }
+        if record["status"]["S"] == "pending":
+            record["pending_at"] = {"S": arrival}
         try:
             with _translate(f"add pending {body['object_id']}"):
                 self.client.put_item(
@@ -688,17 +701,40 @@ class DynamoDbPendingSet(_DynamoDbTable):
         return data
 
     def items(self, dataset: str) -> list[dict[str, Any]]:
+        return self._query(dataset, "pending")
+
+    def _query(self, dataset: str, what: str, limit: int | None = None, **query: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
-        with _translate(f"list pending {dataset}"):
+        condition = query.pop("KeyConditionExpression", "dataset = :d")
+        values = {":d": {"S": dataset}, **query.pop("ExpressionAttributeValues", {})}
+        with _translate(f"list {what} {dataset}"):
             pages = self.client.get_paginator("query").paginate(
                 TableName=self.table_name,
-                KeyConditionExpression="dataset = :d",
-                ExpressionAttributeValues={":d": {"S": dataset}},
+                KeyConditionExpression=condition,
+                ExpressionAttributeValues=values,
                 ConsistentRead=True,
+                PaginationConfig={"PageSize": min(limit, 1000)} if limit else {},
+                **query,
             )
             for page in pages:
                 items.extend(d for raw in page.get("Items", []) if (d := self._decode(raw)) is not None)
+                if limit is not None and len(items) >= limit:
+                    return items[:limit]
         return items
+
+    def oldest(self, dataset: str, limit: int) -> list[dict[str, Any]]:
+        return self._query(dataset, "pending", limit, IndexName=self.PENDING_INDEX, ScanIndexForward=True)
+
+    def claimed(self, dataset: str, drain_id: str | None = None) -> list[dict[str, Any]]:
+        if drain_id is None:
+            return self._query(dataset, "claimed", IndexName=self.CLAIMED_INDEX)
+        return self._query(
+            dataset,
+            f"claimed by {drain_id}",
+            IndexName=self.CLAIMED_INDEX,
+            KeyConditionExpression="dataset = :d AND begins_with(claimed_by, :p)",
+            ExpressionAttributeValues={":p": {"S": f"{drain_id}#"}},
+        )
 
     def claim(self, dataset: str, object_ids: list[str], drain_id: str) -> list[str]:
         claimed = []
@@ -708,13 +744,16 @@ class DynamoDbPendingSet(_DynamoDbTable):
                     self.client.update_item(
                         TableName=self.table_name,
                         Key=self._key(dataset, object_id),
-                        UpdateExpression="SET #s = :claimed, drain_id = :drain",
+                        UpdateExpression=(
+                            "SET #s = :claimed, drain_id = :drain, claimed_by = :by REMOVE pending_at"
+                        ),
                         ConditionExpression="#s = :pending",
                         ExpressionAttributeNames={"#s": "status"},
                         ExpressionAttributeValues={
                             ":claimed": {"S": "claimed"},
                             ":pending": {"S": "pending"},
                             ":drain": {"S": drain_id},
+                            ":by": {"S": f"{drain_id}#{object_id}"},
                         },
                     )
             except ClientError as exc:
@@ -735,7 +774,7 @@ class DynamoDbPendingSet(_DynamoDbTable):
         versions = dict(txn_versions or {})
         for object_id in object_ids:
             values: dict[str, Any] = {":pending": {"S": "pending"}}
-            sets = ["#s = :pending"]
+            sets = ["#s = :pending", "pending_at = arrival"]  # back in the pending index, in arrival order
             if group:
                 sets.append("#g = :group")
                 values[":group"] = {"S": group}
@@ -745,7 +784,7 @@ class DynamoDbPendingSet(_DynamoDbTable):
             if object_id in versions:
                 sets.append("txn_version = :v")
                 values[":v"] = {"N": str(versions[object_id])}
-            update = "SET " + ", ".join(sets) + " REMOVE drain_id" + ("" if group else ", #g")
+            update = "SET " + ", ".join(sets) + " REMOVE drain_id, claimed_by" + ("" if group else ", #g")
             with _translate(f"requeue pending {object_id}"):
                 self.client.update_item(
                     TableName=self.table_name,

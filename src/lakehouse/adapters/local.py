@@ -702,6 +702,18 @@ class LocalPendingSet:
                 items.append(data)
         return items
 
+    def oldest(self, dataset: str, limit: int) -> list[dict[str, Any]]:
+        pending = [i for i in self.items(dataset) if i.get("status") == "pending"]
+        pending.sort(key=lambda i: (int(i.get("arrived_ns") or 0), str(i.get("object_id"))))
+        return pending[:limit]
+
+    def claimed(self, dataset: str, drain_id: str | None = None) -> list[dict[str, Any]]:
+        return [
+            i
+            for i in self.items(dataset)
+            if i.get("status") == "claimed" and (drain_id is None or i.get("drain_id") == drain_id)
+        ]
+
     def _update(self, dataset: str, object_id: str, change: Callable[[dict[str, Any]], bool]) -> bool:
         path = self._item(dataset, object_id)
         data = _read_json(path)

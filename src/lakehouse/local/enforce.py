@@ -378,6 +378,22 @@ class EnforcingPendingSet(EnforcingLeaseStore):
         "requeue": "dynamodb:UpdateItem",
         "remove": "dynamodb:DeleteItem",
     }
+    # Queries on a local secondary index are authorized on the index's ARN, not the table's.
+    INDEXES = {"oldest": "pending_by_arrival", "claimed": "claimed_by_drain"}
+
+    def __getattr__(self, name: str) -> Any:
+        index = self.INDEXES.get(name)
+        if index is None:
+            return super().__getattr__(name)
+        method = getattr(self._inner, name)
+
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            role = active_role()
+            if role is not None:
+                authorize(role, "dynamodb:Query", f"{self._arn}/index/{index}")
+            return method(*args, **kwargs)
+
+        return checked
 
 
 def glue_arns(database: str, table: str | None) -> list[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -104,7 +104,7 @@ def kick(rt: Runtime, dataset: str, starter: PipelineStarter) -> dict[str, Any] 
     per table exists. If a drain holds the lease, it is started again under its own name: a no-op
     for a running execution, and the recovery when a kick crashed between the lease and the start.
     """
-    if not any(i.get("status") == "pending" for i in rt.adapters.pending.items(dataset)):
+    if not rt.adapters.pending.oldest(dataset, 1):
         return None
     drain = new_drain_id(dataset)
     try:
@@ -167,11 +167,16 @@ def select_batch(
     return batch
 
 
-def _pending_items(rt: Runtime, dataset: str) -> list[PendingObject]:
-    return [
-        parse_model(PendingObject, i, f"pending item of {dataset}")
-        for i in rt.adapters.pending.items(dataset)
-    ]
+def _parsed(dataset: str, items: Sequence[Mapping[str, Any]]) -> list[PendingObject]:
+    return [parse_model(PendingObject, i, f"pending item of {dataset}") for i in items]
+
+
+def _next_candidates(rt: Runtime, dataset: str) -> list[PendingObject]:
+    """The oldest pending items, as many as a batch of either route can take (plus one): a batch is made
+    of the oldest, and an isolation group is at most a former batch. Never the whole backlog."""
+    settings = rt.settings
+    limit = max(settings.batch_max_objects, settings.glue_batch_max_objects) + 1
+    return _parsed(dataset, rt.adapters.pending.oldest(dataset, limit))
 
 
 def claim_batch(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
@@ -185,11 +190,10 @@ def claim_batch(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     if run.bucket and run.key:
         obj = BatchObject(object_id=run.run_id, **{k: state.get(k) for k in _OBJECT_FIELDS})
         return _with_batch(state, [obj], None)
-    items = _pending_items(rt, run.dataset)
-    mine = [i for i in items if i.status == "claimed" and i.drain_id == run.run_id]
+    mine = _parsed(run.dataset, rt.adapters.pending.claimed(run.dataset, run.run_id))
     if not mine:
         chosen = select_batch(
-            items,
+            _next_candidates(rt, run.dataset),
             max_objects=rt.settings.batch_max_objects,
             max_bytes=rt.settings.batch_max_bytes,
             alone_over_bytes=rt.settings.lambda_route_max_bytes,
@@ -359,7 +363,7 @@ def settle_drain(
 ) -> dict[str, Any] | None:
     """The end of an execution: objects its drain still holds take its outcome, the lease it may still
     hold is released, and the next drain is kicked (objects that arrived meanwhile are not stranded)."""
-    left = [i for i in _pending_items(rt, dataset) if i.status == "claimed" and i.drain_id == drain]
+    left = _parsed(dataset, rt.adapters.pending.claimed(dataset, drain))
     for item in left:
         current = rt.adapters.ledger.get(item.object_id) or {}
         final = str(current.get("status") or "")

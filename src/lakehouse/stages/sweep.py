@@ -122,15 +122,15 @@ def default_executions(rt: Runtime) -> Executions:
 
 def _drains_named(rt: Runtime, dataset: str) -> tuple[list[str], bool]:
     """The drains the dataset's claimed items and lease name; whether any item is pending."""
-    items = [
+    claimed = [
         parse_model(PendingObject, i, f"pending item of {dataset}")
-        for i in rt.adapters.pending.items(dataset)
+        for i in rt.adapters.pending.claimed(dataset)
     ]
-    drains = {i.drain_id for i in items if i.status == "claimed" and i.drain_id}
+    drains = {i.drain_id for i in claimed if i.drain_id}
     lease = rt.adapters.leases.get(dataset)
     if lease is not None and is_drain(lease.owner):
         drains.add(lease.owner)
-    return sorted(drains), any(i.status == "pending" for i in items)
+    return sorted(drains), bool(rt.adapters.pending.oldest(dataset, 1))
 
 
 def sweep_dataset(
