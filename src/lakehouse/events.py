@@ -21,12 +21,15 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, unquote_plus
 
 from pydantic import BaseModel, ConfigDict
 
 from lakehouse.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from lakehouse.ports import ObjectInfo
 
 
 class ObjectCreated(BaseModel):
@@ -46,6 +49,18 @@ class ObjectCreated(BaseModel):
     def identity(self) -> str:
         """What makes two events the same object: version id, else sequencer, else ETag."""
         return self.version_id or self.sequencer or self.etag
+
+    @classmethod
+    def seen_now(cls, bucket: str, key: str, info: ObjectInfo) -> ObjectCreated:
+        """The event an object found by a HEAD (a backfill, a local submit) would have had, timed now."""
+        return cls(
+            bucket=bucket,
+            key=key,
+            size=info.size,
+            etag=info.etag,
+            version_id=info.version_id,
+            event_time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        )
 
 
 def _from_eventbridge(event: Mapping[str, Any]) -> ObjectCreated:

@@ -26,7 +26,7 @@ from lakehouse.errors import InvalidInputError, RowRuleViolationError
 from lakehouse.formats import Detected
 from lakehouse.sql.compiler import IngestPlan, RunMeta, col, compile_ingest, ident
 from lakehouse.sql.evolution import check_file_schema, check_table_schema
-from lakehouse.state import CommitResult
+from lakehouse.state import CommitResult, ObjectCommit
 
 # The quarantined-rows Parquet file: one row per rejected data row or malformed line.
 REJECT_COLUMNS = ("source_row", "source_line", "reason", "raw_line")
@@ -85,6 +85,34 @@ class Committed:
 
 # ---------------------------------------------------------------------------------------------
 # Messages and SQL both engines share.
+
+
+def batch_commit_result(
+    objects: list[ObjectCommit], results: Sequence[IngestResult], landed: tuple[int, int, int] | None
+) -> CommitResult:
+    """A batch's `$.commit` (both engines): the one commit that `landed` (version before, after, rows
+    written), or the one a retried run resumes after, or none (every object a duplicate); and each
+    object's own outcome."""
+    resumed = [r for r in results if r.resumed]
+    if landed is not None:
+        before, after, written = landed
+    elif resumed:
+        before, after, written = resumed[0].version_before, resumed[0].version_after, resumed[0].rows_written
+    else:
+        before = after = max((r.version_after for r in results), default=-1)
+        written = 0
+    return CommitResult(
+        status="committed" if landed is not None or resumed else "duplicate",
+        resumed=landed is None and bool(resumed),
+        rows_read=sum(o.rows_read for o in objects),
+        rows_written=written,
+        rows_rejected=sum(o.rows_rejected for o in objects),
+        rows_dropped=sum(o.rows_dropped for o in objects),
+        version_before=before,
+        version_after=after,
+        bytes_read=sum(r.bytes_read for r in results),
+        objects=objects,
+    )
 
 
 def first_line(exc: BaseException) -> str:

@@ -21,7 +21,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -333,14 +332,7 @@ class LocalPipeline:
         self.prewarm()
         bucket = bucket or self.rt.settings.landing_bucket
         info = info or self._landed.pop((bucket, key), None) or self.rt.adapters.objects.head(bucket, key)
-        obj = ObjectCreated(
-            bucket=bucket,
-            key=key,
-            size=info.size,
-            etag=info.etag,
-            version_id=info.version_id,
-            event_time=datetime.now(UTC).isoformat(timespec="milliseconds"),
-        )
+        obj = ObjectCreated.seen_now(bucket, key, info)
         role = enforce.as_role(enforce.function_role("OnObjectCreatedFunction"), "OnObjectCreatedFunction")
         with environment(self.env.base_env()), role, contextlib.redirect_stdout(sys.stderr):
             return start_run(self.rt, obj, default_starter(self.rt))

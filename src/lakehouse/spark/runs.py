@@ -19,7 +19,7 @@ from lakehouse.errors import ContractError, InvalidInputError
 from lakehouse.events import started_at
 from lakehouse.spark.batch import StagedObject, StagingSparkBackend, commit_staged
 from lakehouse.sql.compiler import RunMeta
-from lakehouse.state import CommitResult, GlueManifest, ManifestObject, ObjectCommit
+from lakehouse.state import GlueManifest, ManifestObject, ObjectCommit
 
 
 def _jvm(spark: SparkSession) -> Any:
@@ -207,18 +207,6 @@ def batch_result(objects: list[StagedObject], landed: tuple[int, int, int] | Non
         one = results[0].as_dict()
         one["rejects_uri"] = one.pop("rejects_path")
         return one
-    resumed = [r for r in results if r.resumed]
-    if landed is None:
-        if resumed:
-            before, after, written = (
-                resumed[0].version_before,
-                resumed[0].version_after,
-                resumed[0].rows_written,
-            )
-        else:
-            before = after = max((r.version_after for r in results), default=-1)
-            written = 0
-    status = "committed" if landed is not None or resumed else "duplicate"
     per_object = [
         ObjectCommit(
             object_id=s.object_id,
@@ -233,18 +221,7 @@ def batch_result(objects: list[StagedObject], landed: tuple[int, int, int] | Non
         )
         for s, r in zip(objects, results, strict=True)
     ]
-    return CommitResult(
-        status=status,
-        resumed=landed is None and bool(resumed),
-        rows_read=sum(r.rows_read for r in results),
-        rows_written=written,
-        rows_rejected=sum(r.rows_rejected for r in results),
-        rows_dropped=sum(r.rows_dropped for r in results),
-        version_before=before,
-        version_after=after,
-        bytes_read=sum(r.bytes_read for r in results),
-        objects=per_object,
-    ).model_dump(mode="json")
+    return core.batch_commit_result(per_object, results, landed).model_dump(mode="json")
 
 
 def _drop_staged(spark: SparkSession, uri: str) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -122,14 +121,7 @@ def _one(rt: Runtime, bucket: str, key: str, dataset: str | None) -> BackfilledO
     except (FileNotFoundError, ObjectChangedError):
         logger.info("object gone since the listing", extra={"key": key})
         return None
-    obj = ObjectCreated(
-        bucket=bucket,
-        key=key,
-        size=info.size,
-        etag=info.etag,
-        version_id=info.version_id,
-        event_time=datetime.now(UTC).isoformat(timespec="milliseconds"),
-    )
+    obj = ObjectCreated.seen_now(bucket, key, info)
     object_id, queued = enqueue(rt, contract.name, obj)
     return BackfilledObject(key=key, dataset=contract.name, object_id=object_id, queued=queued)
 

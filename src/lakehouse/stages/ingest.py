@@ -272,6 +272,7 @@ def _store_rejects(rt: Runtime, run: RunState, rejects_path: str | None) -> str 
 def _commit_batch(rt: Runtime, run: RunState) -> dict[str, Any]:
     """`CommitWithLambda` for a batch: every object's own flow, then one commit for all of them."""
     from lakehouse.duckdb_engine.batch import commit_staged
+    from lakehouse.ingest_core import batch_commit_result
 
     contract = rt.contract(run.dataset)
     table_uri = rt.table_uri(run.dataset)
@@ -285,7 +286,7 @@ def _commit_batch(rt: Runtime, run: RunState) -> dict[str, Any]:
             storage_options=rt.storage_options,
             work_dir=work / "commit",
         )
-    out = _batch_result([obj for obj, _ in staged], [s for _, s in staged], landed)
+    out = batch_commit_result([obj for obj, _ in staged], [s.result for _, s in staged], landed)
     dumped = out.model_dump(mode="json")
     _ledger(rt, run, commit_status(out.status), commit=dumped)
     return dumped
@@ -322,35 +323,6 @@ def _stage_one(rt: Runtime, run: RunState, batch_work: Path) -> tuple[ObjectComm
         rejects_uri=_store_rejects(rt, run, result.rejects_path),
     )
     return obj, staged
-
-
-def _batch_result(
-    objects: list[ObjectCommit], staged: list[Any], landed: tuple[int, int, int] | None
-) -> CommitResult:
-    """The batch's `$.commit`: the one commit (or the one it resumes after), and each object."""
-    resumed = [s.result for s in staged if s.result.resumed]
-    if landed is not None:
-        before, after, written = landed
-        status = "committed"
-    elif resumed:
-        before, after, written = resumed[0].version_before, resumed[0].version_after, resumed[0].rows_written
-        status = "committed"
-    else:
-        before = after = max((s.result.version_after for s in staged), default=-1)
-        written = 0
-        status = "duplicate"
-    return CommitResult(
-        status=status,
-        resumed=landed is None and bool(resumed),
-        rows_read=sum(o.rows_read for o in objects),
-        rows_written=written,
-        rows_rejected=sum(o.rows_rejected for o in objects),
-        rows_dropped=sum(o.rows_dropped for o in objects),
-        version_before=before,
-        version_after=after,
-        bytes_read=sum(s.result.bytes_read for s in staged),
-        objects=objects,
-    )
 
 
 def _app_id(run: RunState) -> str:

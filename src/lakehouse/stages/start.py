@@ -23,12 +23,10 @@ class PipelineStarter(Protocol):
         """Start (or find) the execution `name`; a duplicate is not an error."""
 
 
-class StepFunctionsStarter:
-    """StartExecution with the deterministic name: the same object never runs twice."""
+class StepFunctionsMachine:
+    """One state machine's ARN and a Step Functions client made on first use."""
 
     def __init__(self, state_machine_arn: str, region: str, client: Any = None) -> None:
-        if not state_machine_arn:
-            raise ContractError("STATE_MACHINE_ARN is not set")
         self.arn = state_machine_arn
         self.region = region
         self._client = client
@@ -40,6 +38,15 @@ class StepFunctionsStarter:
 
             self._client = boto3.client("stepfunctions", region_name=self.region)
         return self._client
+
+
+class StepFunctionsStarter(StepFunctionsMachine):
+    """StartExecution with the deterministic name: the same object never runs twice."""
+
+    def __init__(self, state_machine_arn: str, region: str, client: Any = None) -> None:
+        if not state_machine_arn:
+            raise ContractError("STATE_MACHINE_ARN is not set")
+        super().__init__(state_machine_arn, region, client)
 
     def start(self, name: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         from botocore.exceptions import ClientError

@@ -29,7 +29,7 @@ from lakehouse.errors import InvalidInputError, TransientError
 from lakehouse.stages.drain import is_drain, kick, settle_drain
 from lakehouse.stages.outcome import record_outcome
 from lakehouse.stages.runtime import Runtime, parse_model
-from lakehouse.stages.start import PipelineStarter, default_starter
+from lakehouse.stages.start import PipelineStarter, StepFunctionsMachine, default_starter
 from lakehouse.state import INGEST_FAILED_ERROR, PendingObject, RunOutcome
 
 logger = Logger(child=True)
@@ -45,21 +45,8 @@ class Executions(Protocol):
         """Its outcome if it ended; None while it runs (or if no such execution exists)."""
 
 
-class StepFunctionsExecutions:
+class StepFunctionsExecutions(StepFunctionsMachine):
     """DescribeExecution of `<state machine>:<name>`."""
-
-    def __init__(self, state_machine_arn: str, region: str, client: Any = None) -> None:
-        self.arn = state_machine_arn
-        self.region = region
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-
-            self._client = boto3.client("stepfunctions", region_name=self.region)
-        return self._client
 
     def ended(self, name: str) -> RunOutcome | None:
         from botocore.exceptions import ClientError
