@@ -10,6 +10,7 @@ import contextlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -259,12 +260,14 @@ def _store_rejects(rt: Runtime, run: RunState, rejects_path: str | None) -> str 
 
 def _commit_batch(rt: Runtime, run: RunState) -> dict[str, Any]:
     """`CommitWithLambda` for a batch: every object's own flow, then one commit for all of them."""
-    from lakehouse.duckdb_engine.batch import commit_staged
+    from lakehouse.duckdb_engine.batch import BatchSession, commit_staged
 
     contract = rt.contract(run.dataset)
     table_uri = rt.table_uri(run.dataset)
     with run_workdir(run.run_id) as work:
-        staged = [_named(lambda one: _stage_one(rt, one, work), run.for_object(o)) for o in run.objects()]
+        with BatchSession(table_uri, work_dir=work / "session", **_engine_options(rt)) as session:
+            stage = partial(_stage_one, rt, batch_work=work, session=session)
+            staged = [_named(stage, run.for_object(o)) for o in run.objects()]
         landed = commit_staged(
             [s for _, s in staged],
             contract,
@@ -279,7 +282,7 @@ def _commit_batch(rt: Runtime, run: RunState) -> dict[str, Any]:
     return dumped
 
 
-def _stage_one(rt: Runtime, run: RunState, batch_work: Path) -> tuple[ObjectCommit, Any]:
+def _stage_one(rt: Runtime, run: RunState, *, batch_work: Path, session: Any) -> tuple[ObjectCommit, Any]:
     from lakehouse.duckdb_engine.batch import stage_file
 
     work = batch_work / run.object_id
@@ -295,6 +298,7 @@ def _stage_one(rt: Runtime, run: RunState, batch_work: Path) -> tuple[ObjectComm
         txn_version=run.txn_version,
         work_dir=work / "work",
         source_name=meta.source_uri,
+        session=session,
         **_engine_options(rt),
     )
     result = staged.result
