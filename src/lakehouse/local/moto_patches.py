@@ -486,7 +486,7 @@ ASL_PARSE = MotoPatch(
         source_has(f"{_ASL_PARSER}:AmazonStateLanguageParser.parse", "tree = parser.state_machine()"),
         source_has(f"{_ASL_PARSER}:AmazonStateLanguageParser.parse", "program = preprocessor.visit(tree)"),
         source_has(f"{_ASL_PARSER}:AmazonStateLanguageParser.parse", "return program, tree"),
-        exists(f"{_ASL_PARSER}:Preprocessor"),
+        is_(f"{_ASL_PARSER}:Preprocessor", f"{_SFN}.asl.parse.preprocessor:Preprocessor"),
     ),
 )
 

@@ -260,7 +260,7 @@ def _cached_parse(original: Callable[[str], tuple[Any, Any]]) -> Callable[[str],
     """moto parses a definition's text with ANTLR (pure Python, 0.2-1 s for the ingest machine) when the
     state machine is created and again for every execution. The parse tree is only read afterwards, so
     it is kept per text; each call still builds fresh evaluation components from it."""
-    from moto.stepfunctions.parser.asl.parse.asl_parser import Preprocessor
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
 
     def parse(definition: str) -> tuple[Any, Any]:
         with _PARSE_TREES_LOCK:
