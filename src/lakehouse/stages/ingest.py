@@ -18,7 +18,8 @@ from aws_lambda_powertools import Logger
 
 from lakehouse.errors import InvalidInputError, ObjectChangedError
 from lakehouse.events import app_id_for
-from lakehouse.formats import SAMPLE_BYTES, detect
+from lakehouse.formats import SAMPLE_BYTES, Detected, detect
+from lakehouse.ports import ObjectInfo
 from lakehouse.sql.checks import (
     athena_table,
     compile_checks,
@@ -100,8 +101,10 @@ def inspect_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     run = RunState.parse(event)
     if not run.is_batch:
         return _inspect_one(rt, run)
-    inspections = [_named(lambda one: _inspect_one(rt, one), run.for_object(o)) for o in run.objects()]
-    first = inspections[0]
+    # The table, its checks and the derived refresh are the batch's: worked out for the first object only.
+    objects = [run.for_object(o) for o in run.objects()]
+    first = _named(lambda one: _inspect_one(rt, one), objects[0])
+    inspections = [first, *(_named(lambda one: _object_facts(rt, one), o) for o in objects[1:])]
     first.update(
         size_bytes=sum(int(i["size_bytes"]) for i in inspections),
         compression=None,
@@ -125,9 +128,15 @@ def _named(stage: Callable[[RunState], _T], run: RunState) -> _T:
         raise named from exc
 
 
-def _inspect_one(rt: Runtime, run: RunState) -> dict[str, Any]:
-    from lakehouse.duckdb_engine.delta import open_table  # deltalake: Inspect runs with the engine layer
+def _object_facts(rt: Runtime, run: RunState) -> dict[str, Any]:
+    """What a batch needs of each object after the first: its format checked, its size, its app id."""
+    detected, info = _detect_object(rt, run)
+    app_id = app_id_for(run.dataset, run.bucket, run.key, run.object_version or info.etag)
+    return {"size_bytes": detected.size_bytes, "app_id": app_id}
 
+
+def _detect_object(rt: Runtime, run: RunState) -> tuple[Detected, ObjectInfo]:
+    """The object version's format and size, checked against its dataset's contract."""
     contract = rt.contract(run.dataset)
     if not run.key.startswith(contract.landing_prefix):
         raise InvalidInputError(
@@ -152,6 +161,14 @@ def _inspect_one(rt: Runtime, run: RunState) -> dict[str, Any]:
             f"s3://{run.bucket}/{run.key}: dataset {run.dataset!r} expects {contract.format.type}, "
             f"the file is {detected.kind}"
         )
+    return detected, info
+
+
+def _inspect_one(rt: Runtime, run: RunState) -> dict[str, Any]:
+    from lakehouse.duckdb_engine.delta import open_table  # deltalake: Inspect runs with the engine layer
+
+    contract = rt.contract(run.dataset)
+    detected, info = _detect_object(rt, run)
     table_uri = rt.table_uri(run.dataset)
     table = open_table(table_uri, rt.storage_options)
     references = {c.reference.dataset for c in contract.checks if c.reference is not None}
