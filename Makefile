@@ -67,6 +67,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/large_file.py
 	$(BIN)/python bench/local_pipeline.py
 	$(BIN)/python bench/burst.py
+	$(BIN)/python bench/batch_stage.py
 	$(BIN)/python bench/lambda_cold_start.py
 	$(BIN)/python bench/throughput_model.py
 	$(BIN)/python bench/check_cost.py

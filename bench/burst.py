@@ -122,6 +122,26 @@ def main() -> None:
         print(f"data files:            {len(table.file_uris())}")
         print(f"rows:                  {rows}  (expected {args.files * args.rows})")
         print(f"peak RSS executor:     {rss_mb:.0f} MB; largest task worker: {workers_mb:.0f} MB")
+        _print_states(records)
+
+
+def _print_states(records: list) -> None:  # type: ignore[type-arg]
+    """Per drain: its wall time, and the states' total time over all drains (from the run ledger)."""
+    drains: dict[str, dict] = {}  # type: ignore[type-arg]
+    for record in records:
+        drains.setdefault(str(record.data.get("batch_id")), record.data)
+    totals: dict[str, float] = {}
+    walls = []
+    for data in drains.values():
+        walls.append(float(data.get("duration_ms") or 0))
+        for state in data.get("states") or []:
+            totals[state["name"]] = totals.get(state["name"], 0.0) + float(state["duration_ms"] or 0)
+    print(f"drain wall times (s):  {', '.join(f'{w / 1000:.1f}' for w in walls)}")
+    states = sum(totals.values())
+    outside = (sum(walls) - states) / 1000
+    print(f"states, all drains:    {states / 1000:.1f} s ({outside:.1f} s outside the states)")
+    for name, ms in sorted(totals.items(), key=lambda kv: -kv[1])[:6]:
+        print(f"  {name:<22} {ms / 1000:.1f} s")
 
 
 if __name__ == "__main__":

@@ -615,3 +615,45 @@ def test_states_error_inside_parallel_and_map_keeps_its_name(kind: str) -> None:
     assert result.status == "SUCCEEDED", result
     assert result.visited_names[-1] == "Caught"
     assert result.output["error"]["Error"] == "States.TaskFailed"
+
+
+def test_a_definition_is_parsed_once_and_each_execution_gets_its_own_retry_state() -> None:
+    # The ASL parse tree is kept per definition text (`sfn._cached_parse`); the evaluation components
+    # (a Retry's attempt count among them) are built afresh for every execution from it.
+    from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
+
+    definition = asl(
+        "Flaky",
+        {
+            "Flaky": {
+                "Type": "Task",
+                "Resource": fn_arn("flaky"),
+                "Retry": [{"ErrorEquals": ["FlakyError"], "IntervalSeconds": 1, "MaxAttempts": 2}],
+                "End": True,
+            }
+        },
+    )
+    calls = Calls()
+
+    def flaky(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+        calls.args.append(event)
+        if len(calls.args) % 3:  # fails twice, then succeeds: exactly the two retries each run allows
+            raise FlakyError("not yet")
+        return {"ok": True}
+
+    original = ASLParser.state_machine
+    parses = Calls()
+
+    def counted(self: ASLParser) -> Any:
+        parses.args.append(None)
+        return original(self)
+
+    statuses = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ASLParser, "state_machine", counted)
+        for _ in range(2):  # two state machines of the same text, one execution each
+            with LocalStateMachine(definition, lambda_handlers={"flaky": flaky}, time_scale=0.0) as sm:
+                statuses.append(sm.run({}).status)
+    assert statuses == ["SUCCEEDED", "SUCCEEDED"]
+    assert calls.count == 6
+    assert parses.count <= 1  # once, or never when an earlier test parsed the same text

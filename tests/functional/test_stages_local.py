@@ -87,3 +87,43 @@ def test_derived_refresh_is_skipped_within_its_minimum_interval(
     # Refreshed just now: within an hour's interval the next drain skips it.
     write_deltalake(rt.derived_uri("orders_by_status"), duckdb.sql("SELECT 'O' AS o_orderstatus, 1 AS n"))
     assert inspect_object(rt, state)["has_derived"] is expected
+
+
+def test_an_arrival_that_queues_its_object_kicks_without_reading_the_pending_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A burst of N arrivals read the whole pending set at every arrival (N²/2 item reads); the arrival
+    # that has just queued its object knows something is pending. A duplicate event still looks.
+    from lakehouse.adapters.starter import LocalStarter
+    from lakehouse.events import ObjectCreated
+    from lakehouse.stages.start import start_run
+
+    rt = Runtime.create(
+        Settings(LAKEHOUSE_BACKEND="local", LAKEHOUSE_HOME=tmp_path, DATASETS_DIR=ROOT / "datasets")
+    )
+    reads: list[str] = []
+    items = rt.adapters.pending.items
+
+    def counted(dataset: str) -> list[dict[str, object]]:
+        reads.append(dataset)
+        return items(dataset)
+
+    monkeypatch.setattr(rt.adapters.pending, "items", counted)
+    starter = LocalStarter(rt)
+    drains = set()
+    for n in range(3):
+        key = f"orders/o{n}.csv"
+        info = rt.adapters.objects.put_bytes("landing", key, b"o_orderkey\n1\n")
+        obj = ObjectCreated(
+            bucket="landing", key=key, size=info.size, etag=info.etag, version_id=info.version_id
+        )
+        started = start_run(rt, obj, starter)
+        assert started is not None
+        assert started["queued"] is True
+        drains.add(started["drain"])
+    assert reads == []
+    assert len(drains) == 1  # one drain for the burst, as before
+    again = start_run(rt, obj, starter)  # the same event again: nothing queued, the set is read
+    assert again is not None
+    assert again["queued"] is False
+    assert reads == ["orders"]

@@ -10,6 +10,7 @@ nothing is committed: the drain splits it out and the rest commit in the next ba
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +21,22 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from lakehouse.commit_log import SEARCH_DEPTH, commit_metadata, find_commit, is_own_commit
 from lakehouse.contracts.model import Contract
-from lakehouse.duckdb_engine.delta import TARGET_FILE_SIZE, WRITER_PROPERTIES, open_table, with_commit_retries
-from lakehouse.duckdb_engine.ingest import DuckDBSteps, _Txn
+from lakehouse.duckdb_engine.delta import (
+    TARGET_FILE_SIZE,
+    WRITER_PROPERTIES,
+    open_table,
+    table_columns,
+    with_commit_retries,
+)
+from lakehouse.duckdb_engine.ingest import DuckDBSteps, _Txn, connect
+from lakehouse.errors import InvalidInputError
+from lakehouse.formats import Detected
 from lakehouse.ingest_core import (
     Committed,
     Counts,
     IngestResult,
     Txn,
+    first_line,
     ingest,
     merge_predicate,
     partition_predicate,
@@ -36,15 +46,137 @@ from lakehouse.sql.compiler import IngestPlan, RunMeta, ident
 from lakehouse.sql.evolution import commit_select
 from lakehouse.table_properties import TABLE_CONFIGURATION
 
+# An object up to this size is transformed into a DuckDB table once (the batch's objects are small);
+# a larger one is read once per query through a view, as a single file is.
+MATERIALIZE_MAX_BYTES = 16 * 1024 * 1024
+
+
+class BatchSession:
+    """What the objects of one batch share: one DuckDB connection and one snapshot of the table.
+
+    The table does not change while a batch is staged (the drain holds the table's lease and nothing is
+    committed before `commit_staged`), so every object's duplicate check and schema checks read the same
+    snapshot; it is opened once instead of once per object. Each object still gets its own views and its
+    own reject tables on the connection (`_StagingBackend.open_source`).
+    """
+
+    def __init__(
+        self,
+        table_uri: str,
+        *,
+        storage_options: dict[str, str] | None,
+        work_dir: Path,
+        memory_limit: str,
+        threads: int,
+    ) -> None:
+        self.table_uri = table_uri
+        self.storage_options = storage_options
+        self.work_dir = work_dir
+        self.memory_limit = memory_limit
+        self.threads = threads
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._table: tuple[DeltaTable | None] | None = None
+        self._columns: dict[str, str] | None = None
+        self._commit_sql: dict[tuple[int, tuple[tuple[str, str], ...]], tuple[object, str]] = {}
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._con is None:
+            self._con = connect(self.work_dir, self.memory_limit, self.threads)
+        return self._con
+
+    @property
+    def table(self) -> DeltaTable | None:
+        """The table's snapshot for this batch (None when there is no table yet), opened on first use."""
+        if self._table is None:
+            self._table = (open_table(self.table_uri, self.storage_options),)
+        return self._table[0]
+
+    def table_columns(self) -> dict[str, str]:
+        if self._columns is None:
+            assert self.table is not None
+            self._columns = table_columns(self.table)
+        return dict(self._columns)
+
+    def commit_sql(self, plan: IngestPlan, absent: list[tuple[str, str]]) -> str:
+        """`commit_select` rendered once per compiled template and absent columns (it names no literal
+        of the run: it reads `transformed`)."""
+        key = (id(plan.template), tuple(absent))
+        found = self._commit_sql.get(key)
+        if found is None or found[0] is not plan.template:
+            found = (plan.template, commit_select(plan, absent).sql(dialect="duckdb"))
+            self._commit_sql[key] = found
+        return found[1]
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    def __enter__(self) -> BatchSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 class _StagingBackend(DuckDBSteps):
     """The DuckDB engine's steps, writing an object's accepted rows to a Parquet file in the work folder
-    instead of the lake (the flow's two passes: count and check, then this "commit")."""
+    instead of the lake (the flow's two passes: count and check, then this "commit"), on the batch's
+    connection and table snapshot."""
 
-    def __init__(self, *args: Any, stage_path: Path, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, stage_path: Path, session: BatchSession, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stage_path = stage_path
+        self.session = session
         self.merge_schema = False
+        self._materialize: str | None = None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        return self.session.con
+
+    def close(self) -> None:
+        """The connection is the batch's: it stays open for the next object."""
+
+    def table_state(self, app_id: str) -> tuple[int, int | None]:
+        self.table = self.session.table
+        if self.table is None:
+            return -1, None
+        return self.table.version(), self.table.transaction_version(app_id)
+
+    def table_columns(self) -> dict[str, str]:
+        return self.session.table_columns()
+
+    def open_source(self, contract: Contract, detected: Detected, name: str) -> list[str]:
+        # The reader's reject tables hold every scan of the connection: start this object's afresh,
+        # so its malformed lines are its own (`_Source.malformed_lines` reads the first scan).
+        for table in ("reject_errors", "reject_scans"):
+            self.con.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        return super().open_source(contract, detected, name)
+
+    def transform(self, plan: IngestPlan) -> None:
+        """`transformed` as a table: the count, the rejects and the staging each read it, and the
+        object is small (below `MATERIALIZE_MAX_BYTES`), so the file is read and transformed once
+        instead of once per query. A larger object keeps the view (DuckDB streams it)."""
+        for kind in ("TABLE", "VIEW"):  # the previous object's, whichever it was
+            with contextlib.suppress(duckdb.CatalogException):
+                self.con.execute(f"DROP {kind} IF EXISTS temp.transformed")
+        if self.path.stat().st_size > MATERIALIZE_MAX_BYTES:
+            super().transform(plan)
+        else:
+            self._materialize = plan.sql("duckdb")
+
+    def counts(self, plan: IngestPlan, name: str) -> Counts:
+        if self._materialize is not None:
+            sql, self._materialize = self._materialize, None
+            try:
+                self.con.execute(f"CREATE OR REPLACE TEMP TABLE transformed AS {sql}")
+            except duckdb.Error as exc:  # what the view's first query would have raised
+                raise InvalidInputError(
+                    f"{name}: cannot be read as {plan.contract.format.type}: {first_line(exc)}"
+                ) from exc
+        return super().counts(plan, name)
 
     def create_table(self, plan: IngestPlan, contract: Contract) -> None:
         """Nothing yet: the batch's one commit creates the table."""
@@ -54,7 +186,7 @@ class _StagingBackend(DuckDBSteps):
     ) -> Committed | None:
         """The rows this object would commit (a merge's deduplicated per key), to Parquet."""
         self.merge_schema = merge_schema
-        rows = commit_select(plan, absent).sql(dialect="duckdb")
+        rows = self.session.commit_sql(plan, absent)
         target = "'" + str(self.stage_path).replace("'", "''") + "'"
         self.con.execute(f"COPY ({rows}) TO {target} (FORMAT parquet)")
         return Committed(counts.accepted, -1)
@@ -83,8 +215,22 @@ def stage_file(  # noqa: PLR0913 - the engine entry point; every option after `*
     memory_limit: str,
     threads: int,
     source_name: str,
+    session: BatchSession | None = None,
 ) -> StagedObject:
-    """Run the ingest flow of one object of a batch; its rows end in a Parquet file under `work_dir`."""
+    """Run the ingest flow of one object of a batch; its rows end in a Parquet file under `work_dir`.
+
+    `session` is the batch's shared connection and table snapshot; without one, the object gets its own.
+    """
+    own = session is None
+    if session is None:
+        session = BatchSession(
+            table_uri,
+            storage_options=storage_options,
+            work_dir=work_dir,
+            memory_limit=memory_limit,
+            threads=threads,
+        )
+    work_dir.mkdir(parents=True, exist_ok=True)  # the staged rows and the rejects go here
     stage_path = work_dir / "staged.parquet"
     backend = _StagingBackend(
         path,
@@ -94,9 +240,14 @@ def stage_file(  # noqa: PLR0913 - the engine entry point; every option after `*
         memory_limit=memory_limit,
         threads=threads,
         stage_path=stage_path,
+        session=session,
     )
     txn = _Txn(app_id, txn_version, meta)
-    result = ingest(backend, contract, meta, txn, source_name)
+    try:
+        result = ingest(backend, contract, meta, txn, source_name)
+    finally:
+        if own:
+            session.close()
     staged = result.status == "committed" and not result.resumed
     return StagedObject(result, txn, str(stage_path) if staged else None, backend.merge_schema)
 

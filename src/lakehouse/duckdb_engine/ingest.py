@@ -7,6 +7,7 @@ file's size (DuckDB spills beyond its memory limit).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,12 +54,12 @@ from lakehouse.names import ACCEPTED
 from lakehouse.sql.compiler import (
     REJECT_ACTION,
     REJECT_REASON,
+    REJECTED,
     ROW_ORDINAL,
     IngestPlan,
     RunMeta,
     col,
     ident,
-    rejected_rows,
 )
 from lakehouse.sql.evolution import check_source_names, commit_select
 from lakehouse.table_properties import TABLE_CONFIGURATION
@@ -187,12 +188,17 @@ class _Source:
 
 def _source_select(columns: list[str], reader: str) -> str:
     """Every field as text, plus `_row`; identifiers quoted by sqlglot (any character is safe)."""
+    return f"SELECT {_source_projections(tuple(columns))} FROM {reader}"
+
+
+@functools.lru_cache(maxsize=64)
+def _source_projections(columns: tuple[str, ...]) -> str:
+    """`_source_select`'s projections, rendered once per header (the files of a batch share it)."""
     varchar = exp.DataType.build("varchar")
     fields = [exp.alias_(exp.Cast(this=col(c), to=varchar), ident(c)) for c in columns]
     # row_number() OVER () streams in DuckDB and follows the file order (insertion order is kept).
     ordinal = exp.alias_(exp.Window(this=exp.RowNumber()), ident(ROW_ORDINAL))
-    projections = ", ".join(e.sql(dialect="duckdb") for e in [*fields, ordinal])
-    return f"SELECT {projections} FROM {reader}"
+    return ", ".join(e.sql(dialect="duckdb") for e in [*fields, ordinal])
 
 
 def _commit_select(plan: IngestPlan, absent: list[tuple[str, str]]) -> str:
@@ -236,6 +242,22 @@ def ingest_file(  # noqa: PLR0913 - the engine entry point; every option after `
     return ingest(backend, contract, meta, txn, source_name or path.name)
 
 
+def connect(work_dir: Path, memory_limit: str, threads: int) -> duckdb.DuckDBPyConnection:
+    """The engine's DuckDB connection: bounded memory, spilling under `work_dir`, UTC."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(
+        config={
+            "memory_limit": memory_limit,
+            "threads": threads,
+            "temp_directory": str(work_dir / "duckdb.tmp"),
+            # Lambda has no writable HOME; DuckDB resolves its home directory at start.
+            "home_directory": str(work_dir),
+        }
+    )
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
 class _StreamAbortError(Exception):
     """Raised inside the batch stream to stop delta-rs before it commits."""
 
@@ -270,17 +292,7 @@ class DuckDBSteps:
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
-            self.work_dir.mkdir(parents=True, exist_ok=True)
-            self._con = duckdb.connect(
-                config={
-                    "memory_limit": self.memory_limit,
-                    "threads": self.threads,
-                    "temp_directory": str(self.work_dir / "duckdb.tmp"),
-                    # Lambda has no writable HOME; DuckDB resolves its home directory at start.
-                    "home_directory": str(self.work_dir),
-                }
-            )
-            self._con.execute("SET TimeZone = 'UTC'")
+            self._con = connect(self.work_dir, self.memory_limit, self.threads)
         return self._con
 
     def close(self) -> None:
@@ -327,19 +339,19 @@ class DuckDBSteps:
         try:
             totals = self.con.execute(
                 f"SELECT count(*), count(*) FILTER (WHERE {REJECT_ACTION} = 'drop'), "
-                f"count(*) FILTER (WHERE {REJECT_ACTION} = 'fail') FROM transformed"
+                f"count(*) FILTER (WHERE {REJECT_ACTION} = 'fail'), "
+                # `rejected_rows` with the quarantine action, in the same pass.
+                f"count(*) FILTER (WHERE {REJECTED} AND {REJECT_ACTION} = 'quarantine') FROM transformed"
             ).fetchall()
         except duckdb.Error as exc:
             raise InvalidInputError(
                 f"{name}: cannot be read as {plan.contract.format.type}: {first_line(exc)}"
             ) from exc
-        total, dropped, failed = (int(v) for v in totals[0])
+        total, dropped, failed, quarantined = (int(v) for v in totals[0])
         assert self._source is not None
         self._malformed = self._source.malformed_lines()
-        if total == 0 or failed:  # the flow stops here: no need to count the quarantined rows
+        if total == 0 or failed:  # the flow stops here: the quarantined rows are not reported
             return Counts(total, dropped, failed, 0, len(self._malformed))
-        rejected_sql = rejected_rows(plan).where(f"{REJECT_ACTION} = 'quarantine'").sql(dialect="duckdb")
-        quarantined = int(self.con.execute(f"SELECT count(*) FROM ({rejected_sql})").fetchall()[0][0])
         return Counts(total, dropped, failed, quarantined, len(self._malformed))
 
     def first_failure(self) -> tuple[Any, Any]:

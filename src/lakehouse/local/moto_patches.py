@@ -476,8 +476,23 @@ WAIT_INTERVAL = MotoPatch(
     ),
 )
 
+_ASL_PARSER = f"{_SFN}.asl.parse.asl_parser"
+ASL_PARSE = MotoPatch(
+    "asl-parse-tree-cache",
+    f"{_ASL_PARSER}:AmazonStateLanguageParser.parse",
+    "parse a definition's text once per process (create_state_machine and every execution parse it again)",
+    (
+        params(f"{_ASL_PARSER}:AmazonStateLanguageParser.parse", "definition"),
+        source_has(f"{_ASL_PARSER}:AmazonStateLanguageParser.parse", "tree = parser.state_machine()"),
+        source_has(f"{_ASL_PARSER}:AmazonStateLanguageParser.parse", "program = preprocessor.visit(tree)"),
+        source_has(f"{_ASL_PARSER}:AmazonStateLanguageParser.parse", "return program, tree"),
+        is_(f"{_ASL_PARSER}:Preprocessor", f"{_SFN}.asl.parse.preprocessor:Preprocessor"),
+    ),
+)
+
 PATCHES: tuple[MotoPatch, ...] = (
     USER_CONFIG,
+    ASL_PARSE,
     LAMBDA_INVOKE,
     START_EXECUTION,
     EXECUTION_WORKER,

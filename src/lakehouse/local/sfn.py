@@ -251,6 +251,32 @@ class _ScaledTime:
         return getattr(time, name)
 
 
+_PARSE_TREES: dict[str, Any] = {}  # definition text -> its ASL parse tree (definitions that parsed)
+_PARSE_TREES_LOCK = threading.Lock()
+_PARSE_TREES_MAX = 16
+
+
+def _cached_parse(original: Callable[[str], tuple[Any, Any]]) -> Callable[[str], tuple[Any, Any]]:
+    """moto parses a definition's text with ANTLR (pure Python, 0.2-1 s for the ingest machine) when the
+    state machine is created and again for every execution. The parse tree is only read afterwards, so
+    it is kept per text; each call still builds fresh evaluation components from it."""
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+
+    def parse(definition: str) -> tuple[Any, Any]:
+        with _PARSE_TREES_LOCK:
+            tree = _PARSE_TREES.get(definition)
+        if tree is None:
+            program, tree = original(definition)  # a definition that does not parse raises: not kept
+            with _PARSE_TREES_LOCK:
+                if len(_PARSE_TREES) >= _PARSE_TREES_MAX:
+                    _PARSE_TREES.clear()
+                _PARSE_TREES[definition] = tree
+            return program, tree
+        return Preprocessor().visit(tree), tree
+
+    return parse
+
+
 class LocalStateMachine:
     """Create one state machine from ASL text and run executions of it, in-process."""
 
@@ -343,6 +369,7 @@ class LocalStateMachine:
         moto_patches.USER_CONFIG.apply(stack, lambda _original: config)
         stack.enter_context(_local_account())
         stack.enter_context(mock_aws(config=config))
+        moto_patches.ASL_PARSE.apply(stack, _cached_parse)
         self._install_lambda_and_test_cases(stack)
         self._install_service_tasks(stack)
         self._install_error_names(stack)

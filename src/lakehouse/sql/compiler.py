@@ -9,6 +9,8 @@ row rule. Every engine runs the same tree; only the rendering differs.
 
 from __future__ import annotations
 
+import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -69,17 +71,30 @@ class OutputColumn:
 
 @dataclass
 class IngestPlan:
-    """The compiled transform for one file: its columns, and what its header says about drift."""
+    """The compiled transform for one file: its columns, and what its header says about drift.
+
+    The tree is compiled once per contract and header (`_Template`, cached) with placeholders for the
+    run's metadata literals; `sql()` substitutes them into the template's rendering, and `select` is the
+    tree with the real literals (built on first use, for callers that transform the tree).
+    """
 
     contract: Contract
-    select: exp.Select
+    template: _Template = field(repr=False)
+    meta: RunMeta
     columns: list[OutputColumn]
     extra_columns: list[str] = field(default_factory=list)  # in the file, not in the contract
     missing_columns: list[str] = field(default_factory=list)  # in the contract, not in the file
     added_columns: list[str] = field(default_factory=list)  # extra columns kept as new string columns
+    _select: exp.Select | None = field(default=None, repr=False)
+
+    @property
+    def select(self) -> exp.Select:
+        if self._select is None:
+            self._select = self.template.select_for(self.meta)
+        return self._select
 
     def sql(self, dialect: Dialect) -> str:
-        return render(self.select, dialect)
+        return self.template.sql_for(self.meta, dialect)
 
     @property
     def data_columns(self) -> list[str]:
@@ -274,8 +289,9 @@ def _rescue_expression(extra: Sequence[str]) -> exp.Expr:
     return exp.Cast(this=exp.JSONObject(expressions=pairs), to=exp.DataType.build("varchar"))
 
 
-def compile_ingest(contract: Contract, source_columns: Sequence[str], meta: RunMeta) -> IngestPlan:
-    """The transform of one file whose header is `source_columns`, under the contract's policy."""
+def _compile(contract: Contract, source_columns: Sequence[str], literals: Sequence[str]) -> _Template:
+    """The transform of a file whose header is `source_columns`, under the contract's policy, with
+    `literals` (source uri, source version, ingested-at text, run id) as the metadata values."""
     present = {c.name for c in contract.columns if c.source_name in source_columns}
     missing = [c.name for c in contract.columns if c.name not in present]
     known_sources = {c.source_name for c in contract.columns}
@@ -297,17 +313,14 @@ def compile_ingest(contract: Contract, source_columns: Sequence[str], meta: RunM
         columns.append(OutputColumn(RESCUED, "string"))
 
     metadata: list[tuple[str, exp.Expr, str]] = [
-        ("_source_uri", exp.Literal.string(meta.source_uri), "string"),
-        ("_source_version", exp.Literal.string(meta.source_version), "string"),
+        ("_source_uri", exp.Literal.string(literals[0]), "string"),
+        ("_source_version", exp.Literal.string(literals[1]), "string"),
         (
             "_ingested_at",
-            exp.Cast(
-                this=exp.Literal.string(meta.ingested_at.strftime("%Y-%m-%d %H:%M:%S.%f+00:00")),
-                to=sql_type("timestamp"),
-            ),
+            exp.Cast(this=exp.Literal.string(literals[2]), to=sql_type("timestamp")),
             "timestamp",
         ),
-        ("_run_id", exp.Literal.string(meta.run_id), "string"),
+        ("_run_id", exp.Literal.string(literals[3]), "string"),
     ]
     for name, value, type_name in metadata:
         projections.append(exp.alias_(value, ident(name)))
@@ -346,7 +359,105 @@ def compile_ingest(contract: Contract, source_columns: Sequence[str], meta: RunM
     projections.append(exp.alias_(col(ROW_ORDINAL, SOURCE), ident(ROW_ORDINAL)))
 
     select = exp.select(*projections).from_(exp.to_table(SOURCE))
-    return IngestPlan(contract, select, columns, extra, missing, added)
+    return _Template(select, tuple(columns), tuple(extra), tuple(missing), tuple(added))
+
+
+def _meta_literals(meta: RunMeta) -> tuple[str, str, str, str]:
+    """The text of the four metadata literals every row of a run carries."""
+    ingested_at = meta.ingested_at.strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
+    return (meta.source_uri, meta.source_version, ingested_at, meta.run_id)
+
+
+# Stand-ins for the metadata literals in a cached template: no contract or header can contain them.
+_PLACEHOLDERS = tuple(f"__lakehouse_meta_{n}_{uuid.uuid4().hex}__" for n in range(4))
+
+
+@dataclass(frozen=True, eq=False)
+class _Template:
+    """A compiled transform with placeholder metadata literals, and its renderings (never mutated)."""
+
+    select: exp.Select
+    columns: tuple[OutputColumn, ...]
+    extra: tuple[str, ...]
+    missing: tuple[str, ...]
+    added: tuple[str, ...]
+    rendered: dict[str, list[str]] = field(default_factory=dict)
+
+    def select_for(self, meta: RunMeta) -> exp.Select:
+        """The tree with `meta`'s literals (a copy: the template stays as it is)."""
+        values = dict(zip(_PLACEHOLDERS, _meta_literals(meta), strict=True))
+
+        def put(node: exp.Expr) -> exp.Expr:
+            if isinstance(node, exp.Literal) and node.is_string and node.this in values:
+                return exp.Literal.string(values[node.this])
+            return node
+
+        tree = self.select.transform(put)  # transform copies the tree first
+        assert isinstance(tree, exp.Select)
+        return tree
+
+    def sql_for(self, meta: RunMeta, dialect: Dialect) -> str:
+        """The template rendered once per dialect, split at the placeholders; `meta`'s literals between."""
+        pieces = self.rendered.get(dialect)
+        if pieces is None:
+            pieces = _split_rendering(render(self.select, dialect), dialect)
+            self.rendered[dialect] = pieces
+        if len(pieces) != len(_PLACEHOLDERS) + 1:  # a rendering that moved or copied a literal
+            return render(self.select_for(meta), dialect)
+        out = [pieces[0]]
+        for value, piece in zip(_meta_literals(meta), pieces[1:], strict=True):
+            out.append(exp.Literal.string(value).sql(dialect=dialect))
+            out.append(piece)
+        return "".join(out)
+
+
+def _split_rendering(sql: str, dialect: Dialect) -> list[str]:
+    """`sql` cut at each placeholder literal, in order; fewer or more pieces when one is not there once."""
+    pieces = [sql]
+    for placeholder in _PLACEHOLDERS:
+        quoted = exp.Literal.string(placeholder).sql(dialect=dialect)
+        head, *rest = pieces[-1].split(quoted)
+        if len(rest) != 1:
+            return [sql]
+        pieces[-1:] = [head, rest[0]]
+    return pieces
+
+
+_TEMPLATES: OrderedDict[tuple[str, tuple[str, ...]], _Template] = OrderedDict()
+_TEMPLATES_MAX = 64
+
+
+def _template(contract: Contract, source_columns: Sequence[str]) -> _Template:
+    """The cached template of a contract (its whole definition: version, columns, rules, format options)
+    and a header; compiled on a miss."""
+    key = (contract.model_dump_json(), tuple(source_columns))
+    found = _TEMPLATES.get(key)
+    if found is None:
+        found = _compile(contract, source_columns, _PLACEHOLDERS)
+        _TEMPLATES[key] = found
+        while len(_TEMPLATES) > _TEMPLATES_MAX:
+            _TEMPLATES.popitem(last=False)
+    else:
+        _TEMPLATES.move_to_end(key)
+    return found
+
+
+def compile_ingest(contract: Contract, source_columns: Sequence[str], meta: RunMeta) -> IngestPlan:
+    """The transform of one file whose header is `source_columns`, under the contract's policy.
+
+    Compiled once per contract and header (a batch of files with one header compiles once); the run's
+    metadata literals are put in when the plan is rendered.
+    """
+    template = _template(contract, source_columns)
+    return IngestPlan(
+        contract,
+        template,
+        meta,
+        list(template.columns),
+        list(template.extra),
+        list(template.missing),
+        list(template.added),
+    )
 
 
 def accepted_rows(plan: IngestPlan, relation: str = "transformed") -> exp.Select:

@@ -97,14 +97,19 @@ def enqueue(rt: Runtime, dataset: str, obj: ObjectCreated) -> tuple[str, bool]:
     return object_id, added
 
 
-def kick(rt: Runtime, dataset: str, starter: PipelineStarter) -> dict[str, Any] | None:
+def kick(
+    rt: Runtime, dataset: str, starter: PipelineStarter, *, known_pending: bool = False
+) -> dict[str, Any] | None:
     """Start the dataset's drain if objects are pending and no drain runs; None when none is needed.
+
+    `known_pending`: the caller has just queued an object, so the pending set is not read (in a burst,
+    reading it at every arrival made queueing N objects cost N²/2 item reads).
 
     The drain takes the table's lease *before* it starts (a conditional write), so at most one drain
     per table exists. If a drain holds the lease, it is started again under its own name: a no-op
     for a running execution, and the recovery when a kick crashed between the lease and the start.
     """
-    if not rt.adapters.pending.oldest(dataset, 1):
+    if not known_pending and not rt.adapters.pending.oldest(dataset, 1):
         return None
     drain = new_drain_id(dataset)
     try:

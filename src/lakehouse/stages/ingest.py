@@ -10,6 +10,7 @@ import contextlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -17,7 +18,8 @@ from aws_lambda_powertools import Logger
 
 from lakehouse.errors import InvalidInputError, ObjectChangedError
 from lakehouse.events import app_id_for
-from lakehouse.formats import SAMPLE_BYTES, detect
+from lakehouse.formats import SAMPLE_BYTES, Detected, detect
+from lakehouse.ports import ObjectInfo
 from lakehouse.sql.checks import (
     athena_table,
     checks_in_scope,
@@ -100,8 +102,10 @@ def inspect_object(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     run = RunState.parse(event)
     if not run.is_batch:
         return _with_manifest(rt, run, _inspect_one(rt, run))
-    inspections = [_named(lambda one: _inspect_one(rt, one), run.for_object(o)) for o in run.objects()]
-    first = inspections[0]
+    # The table, its checks and the derived refresh are the batch's: worked out for the first object only.
+    objects = [run.for_object(o) for o in run.objects()]
+    first = _named(lambda one: _inspect_one(rt, one), objects[0])
+    inspections = [first, *(_named(lambda one: _object_facts(rt, one), o) for o in objects[1:])]
     first.update(
         size_bytes=sum(int(i["size_bytes"]) for i in inspections),
         compression=None,
@@ -135,9 +139,19 @@ def _named(stage: Callable[[RunState], _T], run: RunState) -> _T:
         raise named from exc
 
 
-def _inspect_one(rt: Runtime, run: RunState) -> dict[str, Any]:
-    from lakehouse.duckdb_engine.delta import open_table  # deltalake: Inspect runs with the engine layer
+def _object_facts(rt: Runtime, run: RunState) -> dict[str, Any]:
+    """What a batch needs of each object after the first: its format checked, its size, its app id."""
+    detected, info = _detect_object(rt, run)
+    app_id = app_id_for(run.dataset, run.bucket, run.key, run.object_version or info.etag)
+    return {"size_bytes": detected.size_bytes, "app_id": app_id, "route": _route(rt, info)}
 
+
+def _route(rt: Runtime, info: ObjectInfo) -> str:
+    return "lambda" if info.size <= rt.settings.lambda_route_max_bytes else "glue"
+
+
+def _detect_object(rt: Runtime, run: RunState) -> tuple[Detected, ObjectInfo]:
+    """The object version's format and size, checked against its dataset's contract."""
     contract = rt.contract(run.dataset)
     if not run.key.startswith(contract.landing_prefix):
         raise InvalidInputError(
@@ -162,6 +176,14 @@ def _inspect_one(rt: Runtime, run: RunState) -> dict[str, Any]:
             f"s3://{run.bucket}/{run.key}: dataset {run.dataset!r} expects {contract.format.type}, "
             f"the file is {detected.kind}"
         )
+    return detected, info
+
+
+def _inspect_one(rt: Runtime, run: RunState) -> dict[str, Any]:
+    from lakehouse.duckdb_engine.delta import open_table  # deltalake: Inspect runs with the engine layer
+
+    contract = rt.contract(run.dataset)
+    detected, info = _detect_object(rt, run)
     table_uri = rt.table_uri(run.dataset)
     table = open_table(table_uri, rt.storage_options)
     # Batch-scoped checks only: table-scoped ones run on the maintenance schedule (stages/maintenance.py).
@@ -174,7 +196,7 @@ def _inspect_one(rt: Runtime, run: RunState) -> dict[str, Any]:
         format=detected.kind,
         compression=detected.compression,
         size_bytes=detected.size_bytes,
-        route="lambda" if info.size <= rt.settings.lambda_route_max_bytes else "glue",
+        route=_route(rt, info),
         table_uri=table_uri,
         app_id=app_id_for(run.dataset, run.bucket, run.key, run.object_version or info.etag),
         version_before=table.version() if table is not None else -1,
@@ -271,13 +293,15 @@ def _store_rejects(rt: Runtime, run: RunState, rejects_path: str | None) -> str 
 
 def _commit_batch(rt: Runtime, run: RunState) -> dict[str, Any]:
     """`CommitWithLambda` for a batch: every object's own flow, then one commit for all of them."""
-    from lakehouse.duckdb_engine.batch import commit_staged
+    from lakehouse.duckdb_engine.batch import BatchSession, commit_staged
     from lakehouse.ingest_core import batch_commit_result
 
     contract = rt.contract(run.dataset)
     table_uri = rt.table_uri(run.dataset)
     with run_workdir(run.run_id) as work:
-        staged = [_named(lambda one: _stage_one(rt, one, work), run.for_object(o)) for o in run.objects()]
+        with BatchSession(table_uri, work_dir=work / "session", **_engine_options(rt)) as session:
+            stage = partial(_stage_one, rt, batch_work=work, session=session)
+            staged = [_named(stage, run.for_object(o)) for o in run.objects()]
         landed = commit_staged(
             [s for _, s in staged],
             contract,
@@ -292,7 +316,7 @@ def _commit_batch(rt: Runtime, run: RunState) -> dict[str, Any]:
     return dumped
 
 
-def _stage_one(rt: Runtime, run: RunState, batch_work: Path) -> tuple[ObjectCommit, Any]:
+def _stage_one(rt: Runtime, run: RunState, *, batch_work: Path, session: Any) -> tuple[ObjectCommit, Any]:
     from lakehouse.duckdb_engine.batch import stage_file
 
     work = batch_work / run.object_id
@@ -308,6 +332,7 @@ def _stage_one(rt: Runtime, run: RunState, batch_work: Path) -> tuple[ObjectComm
         txn_version=run.txn_version,
         work_dir=work / "work",
         source_name=meta.source_uri,
+        session=session,
         **_engine_options(rt),
     )
     result = staged.result

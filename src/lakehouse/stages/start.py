@@ -84,7 +84,7 @@ def start_run(rt: Runtime, obj: ObjectCreated, starter: PipelineStarter) -> dict
     from lakehouse.stages.drain import enqueue, kick
 
     object_id, queued = enqueue(rt, contract.name, obj)
-    drain = kick(rt, contract.name, starter)
+    drain = kick(rt, contract.name, starter, known_pending=queued)
     logger.info("object queued" if queued else "duplicate event", extra={"run_id": object_id})
     return {
         "run_id": object_id,
