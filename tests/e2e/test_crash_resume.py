@@ -65,7 +65,15 @@ def crash_run_files(home: Path, sources: list[Path], kill_after: int) -> int:
         timeout=300,
         check=False,
     )
+    # Kept for the assertion message of a run that did not crash where it should have.
+    log = f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    (home / "crash-run.log").write_text(log)
     return proc.returncode
+
+
+def crash_log(home: Path) -> str:
+    path = home / "crash-run.log"
+    return path.read_text() if path.exists() else ""
 
 
 def scenario(
@@ -88,7 +96,9 @@ def crash_everywhere(tmp_path: Path, name: str, setup: Callable[[Cli], None], so
         cli = Cli(tmp_path / f"{name}-crash-{kill_after}")
         setup(cli)
         code = crash_run(cli.home, source, kill_after)
-        assert code == -signal.SIGKILL, f"task {kill_after}: expected the injected crash, exit {code}"
+        assert code == -signal.SIGKILL, (
+            f"task {kill_after}: expected the injected crash, exit {code}\n{crash_log(cli.home)}"
+        )
 
         resumed = cli("resume", "--no-spark", "--json")
         runs = resumed.json()["runs"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from e2e_helpers import DATASETS, ROOT, Cli, write_lineitem
-from test_crash_resume import TASK_STATES, crash_run_files, table_rows
+from test_crash_resume import TASK_STATES, crash_log, crash_run_files, table_rows
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -159,7 +159,9 @@ def test_a_crash_after_every_task_of_every_drain_resumes_to_the_clean_table(tmp_
     for kill_after in range(1, tasks + 1):
         cli = Cli(tmp_path / f"crash-{kill_after}")
         code = crash_run_files(cli.home, sources, kill_after)
-        assert code == -signal.SIGKILL, f"task {kill_after}: expected the injected crash, exit {code}"
+        assert code == -signal.SIGKILL, (
+            f"task {kill_after}: expected the injected crash, exit {code}\n{crash_log(cli.home)}"
+        )
         cli("resume", "--no-spark", "--json")
         rows = table_rows(cli.home)
         lost, duplicated = clean_rows - rows, rows - clean_rows
