@@ -102,13 +102,19 @@ def test_an_arrival_that_queues_its_object_kicks_without_reading_the_pending_set
         Settings(LAKEHOUSE_BACKEND="local", LAKEHOUSE_HOME=tmp_path, DATASETS_DIR=ROOT / "datasets")
     )
     reads: list[str] = []
-    items = rt.adapters.pending.items
+    pending = rt.adapters.pending
+    items, oldest = pending.items, pending.oldest
 
-    def counted(dataset: str) -> list[dict[str, object]]:
+    def counted_items(dataset: str) -> list[dict[str, object]]:
         reads.append(dataset)
         return items(dataset)
 
-    monkeypatch.setattr(rt.adapters.pending, "items", counted)
+    def counted_oldest(dataset: str, limit: int) -> list[dict[str, object]]:
+        reads.append(dataset)
+        return oldest(dataset, limit)
+
+    monkeypatch.setattr(pending, "items", counted_items)
+    monkeypatch.setattr(pending, "oldest", counted_oldest)
     starter = LocalStarter(rt)
     drains = set()
     for n in range(3):
