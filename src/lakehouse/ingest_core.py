@@ -87,6 +87,21 @@ class Committed:
 # Messages and SQL both engines share.
 
 
+def object_commit(object_id: str, result: IngestResult, rejects_uri: str | None) -> ObjectCommit:
+    """One object's outcome in a batch's `$.commit` (both engines), its rejects where they are kept."""
+    return ObjectCommit(
+        object_id=object_id,
+        status=result.status,
+        resumed=result.resumed,
+        duplicate_of=result.duplicate_of,
+        rows_read=result.rows_read,
+        rows_written=result.rows_written,
+        rows_rejected=result.rows_rejected,
+        rows_dropped=result.rows_dropped,
+        rejects_uri=rejects_uri,
+    )
+
+
 def batch_commit_result(
     objects: list[ObjectCommit], results: Sequence[IngestResult], landed: tuple[int, int, int] | None
 ) -> CommitResult:

@@ -19,7 +19,7 @@ from lakehouse.errors import ContractError, InvalidInputError
 from lakehouse.events import started_at
 from lakehouse.spark.batch import StagedObject, StagingSparkBackend, commit_staged
 from lakehouse.sql.compiler import RunMeta
-from lakehouse.state import GlueManifest, ManifestObject, ObjectCommit
+from lakehouse.state import GlueManifest, ManifestObject
 
 
 def _jvm(spark: SparkSession) -> Any:
@@ -208,18 +208,7 @@ def batch_result(objects: list[StagedObject], landed: tuple[int, int, int] | Non
         one["rejects_uri"] = one.pop("rejects_path")
         return one
     per_object = [
-        ObjectCommit(
-            object_id=s.object_id,
-            status=r.status,
-            resumed=r.resumed,
-            duplicate_of=r.duplicate_of,
-            rows_read=r.rows_read,
-            rows_written=r.rows_written,
-            rows_rejected=r.rows_rejected,
-            rows_dropped=r.rows_dropped,
-            rejects_uri=r.rejects_path,
-        )
-        for s, r in zip(objects, results, strict=True)
+        core.object_commit(s.object_id, r, r.rejects_path) for s, r in zip(objects, results, strict=True)
     ]
     return core.batch_commit_result(per_object, results, landed).model_dump(mode="json")
 

@@ -318,6 +318,7 @@ def _commit_batch(rt: Runtime, run: RunState) -> dict[str, Any]:
 
 def _stage_one(rt: Runtime, run: RunState, *, batch_work: Path, session: Any) -> tuple[ObjectCommit, Any]:
     from lakehouse.duckdb_engine.batch import stage_file
+    from lakehouse.ingest_core import object_commit
 
     work = batch_work / run.object_id
     work.mkdir(parents=True, exist_ok=True)
@@ -335,19 +336,8 @@ def _stage_one(rt: Runtime, run: RunState, *, batch_work: Path, session: Any) ->
         session=session,
         **_engine_options(rt),
     )
-    result = staged.result
-    obj = ObjectCommit(
-        object_id=run.object_id,
-        status=result.status,
-        resumed=result.resumed,
-        duplicate_of=result.duplicate_of,
-        rows_read=result.rows_read,
-        rows_written=result.rows_written,
-        rows_rejected=result.rows_rejected,
-        rows_dropped=result.rows_dropped,
-        rejects_uri=_store_rejects(rt, run, result.rejects_path),
-    )
-    return obj, staged
+    rejects_uri = _store_rejects(rt, run, staged.result.rejects_path)
+    return object_commit(run.object_id, staged.result, rejects_uri), staged
 
 
 def _app_id(run: RunState) -> str:
